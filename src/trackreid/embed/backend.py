@@ -1,0 +1,110 @@
+"""Inference backends: each turns a resized RGB uint8 batch into float32 embeddings.
+
+:class:`Embedder` is what the rest of the code uses: it owns a backend and the model's
+:class:`Preprocess`, resizes crops and runs them in batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from trackreid.embed.preprocess import normalize, resize_crops
+from trackreid.models.registry import Preprocess
+from trackreid.models.weights import LoadedModel
+
+
+class Backend(Protocol):
+    name: str
+    preprocess: Preprocess
+    feature_dim: int
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """RGB uint8 (N, H, W, 3) at the model's input size -> float32 (N, D)."""
+        ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class TorchBackend:
+    """Eager PyTorch. On CPU it runs channels-last (about 1.5-2x faster for OSNet here)."""
+
+    name = "torch"
+
+    def __init__(self, loaded: LoadedModel, device: torch.device, half: bool = False,
+                 channels_last: bool | None = None) -> None:
+        self.loaded = loaded
+        self.preprocess = loaded.preprocess
+        self.feature_dim = loaded.feature_dim
+        self.device = device
+        self.half = half and device.type == "cuda"
+        self.channels_last = device.type == "cpu" if channels_last is None else channels_last
+        model = loaded.model.to(device).eval()
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if self.half:
+            model = model.half()
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.model = model
+        mean = torch.tensor(self.preprocess.mean, device=device).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(self.preprocess.std, device=device).view(1, 3, 1, 1) * 255.0
+        self._scale = 1.0 / std
+        self._shift = mean / std
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch)
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            x = x.permute(0, 3, 1, 2).float().mul_(self._scale).sub_(self._shift)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if self.half:
+                x = x.half()
+            out = self.model(x)
+        assert isinstance(out, torch.Tensor)
+        return out.float().cpu().numpy()
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "torch", "device": str(self.device), "half": self.half,
+                "channels_last": self.channels_last}
+
+
+class Embedder:
+    """Crops in, embeddings out, ``batch_size`` at a time."""
+
+    def __init__(self, backend: Backend, batch_size: int = 32) -> None:
+        self.backend = backend
+        self.batch_size = max(1, int(batch_size))
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.backend.preprocess
+
+    @property
+    def feature_dim(self) -> int:
+        return self.backend.feature_dim
+
+    def prepare(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        return resize_crops(crops, self.backend.preprocess)
+
+    def run_prepared(self, batch: np.ndarray) -> np.ndarray:
+        return self.backend.run(batch)
+
+    def embed(self, crops: Sequence[np.ndarray], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """BGR crops of any size -> raw embeddings (N, D) float32 (not normalised)."""
+        out = np.empty((len(crops), self.feature_dim), dtype=np.float32)
+        for i in range(0, len(crops), self.batch_size):
+            chunk = crops[i:i + self.batch_size]
+            out[i:i + len(chunk)] = self.backend.run(self.prepare(chunk))
+            if progress:
+                progress(len(chunk))
+        return out
+
+    def normalized_input(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """The float32 NCHW network input for ``crops`` (for export checks and debugging)."""
+        return normalize(self.prepare(crops), self.backend.preprocess)

@@ -1,0 +1,46 @@
+"""The one place that knows colour order, input size and normalisation.
+
+Crops arrive as OpenCV gives them: BGR ``uint8`` arrays of any size. :func:`resize_crops`
+resizes each to the model's input size and stacks them into one ``uint8`` batch in RGB order
+(N, H, W, 3); :func:`normalize` turns such a batch into a float32 NCHW array. Backends call
+both, so torch and onnxruntime see identical input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from trackreid.models.registry import Preprocess
+
+_INTERP = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
+
+
+def resize_crops(crops: Sequence[np.ndarray], pre: Preprocess) -> np.ndarray:
+    """BGR uint8 crops of any size -> one RGB uint8 batch (N, H, W, 3) at the model's size."""
+    out = np.empty((len(crops), pre.height, pre.width, 3), dtype=np.uint8)
+    interp = _INTERP[pre.interpolation]
+    for i, crop in enumerate(crops):
+        out[i] = cv2.resize(crop, (pre.width, pre.height), interpolation=interp)
+    if pre.channel_order == "RGB":
+        out = out[..., ::-1]
+    return np.ascontiguousarray(out)
+
+
+def normalize(batch: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """RGB uint8 (N, H, W, 3) -> float32 (N, 3, H, W): ``(x / 255 - mean) / std``."""
+    std = np.asarray(pre.std, dtype=np.float32).reshape(1, 3, 1, 1)
+    scale = np.float32(1.0 / 255.0) / std
+    shift = np.asarray(pre.mean, dtype=np.float32).reshape(1, 3, 1, 1) / std
+    x = batch.transpose(0, 3, 1, 2).astype(np.float32)
+    x *= scale
+    x -= shift
+    return x
+
+
+def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    n = np.linalg.norm(x, axis=axis, keepdims=True)
+    return (x / np.maximum(n, 1e-12)).astype(np.float32)

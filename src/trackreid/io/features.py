@@ -1,0 +1,219 @@
+"""Per-track features: the :class:`TrackFeatures` type and its two file formats.
+
+* ``track_features.pkl``: the seed's structure, ``{track_id: {'features': (D,) float32,
+  'all_features': (N, D) float32, 'frame_indices': [int, ...]}}``. Written for compatibility;
+  read back only through :class:`RestrictedUnpickler` (numpy arrays, numpy scalars and
+  builtins; anything else is refused without being executed).
+* ``track_features.npz``: the same content without pickle (``np.load(allow_pickle=False)``),
+  the format every other command reads by default. Arrays: ``track_ids`` (T,),
+  ``features`` (T, D), ``all_features`` (M, D), ``offsets`` (T + 1,) so that track ``i`` owns
+  rows ``offsets[i]:offsets[i + 1]``, ``frame_indices`` (M,), and ``meta`` (a JSON string).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle  # noqa: S403 - writing the seed's format; reading goes through RestrictedUnpickler
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trackreid.errors import InputError, UnsafeFileError
+from trackreid.io.atomic import atomic_path
+
+PKL_NAME = "track_features.pkl"
+NPZ_NAME = "track_features.npz"
+
+_SAFE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("collections", "OrderedDict"), ("_codecs", "encode"),
+    ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "set"),
+    ("builtins", "frozenset"), ("builtins", "int"), ("builtins", "float"), ("builtins", "complex"),
+    ("builtins", "str"), ("builtins", "bytes"), ("builtins", "bytearray"), ("builtins", "bool"),
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Admits numpy arrays, numpy scalars and builtin containers; refuses every other global."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        if module.startswith("numpy") and name.endswith(("Dtype", "DType")) or (
+            module == "numpy.dtypes" and name.endswith("DType")
+        ):
+            return super().find_class(module, name)
+        raise UnsafeFileError(f"refused to unpickle {module}.{name}: only numpy arrays, numpy scalars "
+                              "and builtin types are allowed in a features pickle")
+
+
+def safe_pickle_load(path: Path) -> Any:
+    """Read a pickle through :class:`RestrictedUnpickler`."""
+    data = Path(path).read_bytes()
+    try:
+        return RestrictedUnpickler(io.BytesIO(data)).load()
+    except UnsafeFileError as e:
+        raise UnsafeFileError(f"{path}: {e}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise InputError(f"{path}: not a readable features pickle ({e})") from None
+
+
+@dataclass
+class TrackFeatures:
+    """Features of T tracks as parallel arrays; track ``i`` owns rows ``offsets[i]:offsets[i+1]``."""
+
+    track_ids: np.ndarray  # (T,) int64
+    features: np.ndarray  # (T, D) float32, the track's representative feature
+    all_features: np.ndarray  # (M, D) float32, one row per crop
+    offsets: np.ndarray  # (T + 1,) int64
+    frame_indices: np.ndarray  # (M,) int64, frame number of each crop (as in the tracks file)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.track_ids = np.asarray(self.track_ids, dtype=np.int64).reshape(-1)
+        self.features = np.asarray(self.features, dtype=np.float32)
+        self.all_features = np.asarray(self.all_features, dtype=np.float32)
+        self.offsets = np.asarray(self.offsets, dtype=np.int64).reshape(-1)
+        self.frame_indices = np.asarray(self.frame_indices, dtype=np.int64).reshape(-1)
+        t = len(self.track_ids)
+        if self.features.ndim != 2 or self.features.shape[0] != t:
+            raise InputError(f"features: expected shape ({t}, D), got {self.features.shape}")
+        d = self.features.shape[1]
+        if self.all_features.ndim != 2 or (self.all_features.shape[1] != d and len(self.all_features)):
+            raise InputError(f"all_features: expected shape (M, {d}), got {self.all_features.shape}")
+        if self.offsets.shape != (t + 1,) or self.offsets[0] != 0 or np.any(np.diff(self.offsets) < 0):
+            raise InputError(f"offsets: expected {t + 1} non-decreasing values from 0, got {self.offsets.shape}")
+        m = int(self.offsets[-1])
+        if len(self.all_features) != m or len(self.frame_indices) != m:
+            raise InputError(f"all_features / frame_indices: expected {m} rows, got "
+                             f"{len(self.all_features)} / {len(self.frame_indices)}")
+        if len(np.unique(self.track_ids)) != t:
+            raise InputError("track_ids: duplicate track ids")
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.features.shape[1])
+
+    def crops_of(self, i: int) -> np.ndarray:
+        return self.all_features[self.offsets[i]:self.offsets[i + 1]]
+
+    def frames_of(self, i: int) -> np.ndarray:
+        return self.frame_indices[self.offsets[i]:self.offsets[i + 1]]
+
+    def crop_track_index(self) -> np.ndarray:
+        """For every crop row, the index (0..T-1) of its track."""
+        return np.repeat(np.arange(len(self)), np.diff(self.offsets))
+
+    def with_features(self, features: np.ndarray, **meta: Any) -> TrackFeatures:
+        """A copy with new representative features (e.g. centralized) and extra metadata."""
+        return TrackFeatures(self.track_ids, features, self.all_features, self.offsets, self.frame_indices,
+                             {**self.meta, **meta})
+
+    @classmethod
+    def from_tracks(cls, items: list[tuple[int, np.ndarray, np.ndarray, Any]],
+                    meta: dict[str, Any] | None = None) -> TrackFeatures:
+        """Build from ``(track_id, feature (D,), all_features (N, D), frame_indices (N,))`` items."""
+        rows = sorted(items, key=lambda r: r[0])
+        dims = {np.asarray(r[1]).shape[-1] for r in rows}
+        d = dims.pop() if len(dims) == 1 else 0
+        if len(dims) > 0:
+            raise InputError("tracks have features of different dimensions")
+        offsets = np.concatenate([[0], np.cumsum([len(np.asarray(r[3])) for r in rows])]).astype(np.int64)
+        allf = [np.asarray(r[2], dtype=np.float32).reshape(-1, d) for r in rows]
+        return cls(
+            np.array([int(r[0]) for r in rows], dtype=np.int64),
+            np.stack([np.asarray(r[1], dtype=np.float32) for r in rows]) if rows else np.zeros((0, d), np.float32),
+            np.concatenate(allf) if allf else np.zeros((0, d), np.float32),
+            offsets,
+            np.concatenate([np.asarray(r[3], dtype=np.int64) for r in rows]) if rows else np.zeros(0, np.int64),
+            meta or {},
+        )
+
+    def to_seed_dict(self) -> dict[int, dict[str, Any]]:
+        """The seed's pickle structure."""
+        return {
+            int(tid): {
+                "features": self.features[i].copy(),
+                "all_features": self.crops_of(i).copy(),
+                "frame_indices": [int(f) for f in self.frames_of(i)],
+            }
+            for i, tid in enumerate(self.track_ids)
+        }
+
+    @classmethod
+    def from_seed_dict(cls, data: Any, source: str = "features") -> TrackFeatures:
+        if not isinstance(data, Mapping):
+            raise InputError(f"{source}: expected a dict {{track_id: {{'features', 'all_features', "
+                             f"'frame_indices'}}}}, found {type(data).__name__}")
+        items = []
+        for tid, entry in data.items():
+            if not isinstance(entry, Mapping) or "features" not in entry:
+                raise InputError(f"{source}: track {tid!r}: expected a dict with 'features', "
+                                 f"'all_features' and 'frame_indices'")
+            try:
+                key = int(tid)
+            except (TypeError, ValueError):
+                raise InputError(f"{source}: track id {tid!r} is not an integer") from None
+            feat = np.asarray(entry["features"], dtype=np.float32).reshape(-1)
+            allf = np.asarray(entry.get("all_features", feat[None]), dtype=np.float32).reshape(-1, feat.shape[0])
+            frames = np.asarray(entry.get("frame_indices", np.full(len(allf), -1)), dtype=np.int64).reshape(-1)
+            if len(frames) != len(allf):
+                raise InputError(f"{source}: track {key}: {len(allf)} features but {len(frames)} frame indices")
+            items.append((key, feat, allf, frames))
+        return cls.from_tracks(items)
+
+
+def write_features(tf: TrackFeatures, out_dir: Path, stem: str = "track_features", pkl: bool = True) -> list[Path]:
+    """Write ``<stem>.npz`` (safe) and, by default, ``<stem>.pkl`` (seed format), atomically."""
+    out_dir = Path(out_dir)
+    written = []
+    npz = out_dir / f"{stem}.npz"
+    with atomic_path(npz) as tmp, open(tmp, "wb") as f:
+        np.savez(f, track_ids=tf.track_ids, features=tf.features, all_features=tf.all_features,
+                 offsets=tf.offsets, frame_indices=tf.frame_indices,
+                 meta=np.array(json.dumps(tf.meta, default=str)))
+    written.append(npz)
+    if pkl:
+        p = out_dir / f"{stem}.pkl"
+        with atomic_path(p) as tmp, open(tmp, "wb") as f:
+            pickle.dump(tf.to_seed_dict(), f, protocol=pickle.HIGHEST_PROTOCOL)
+        written.append(p)
+    return written
+
+
+def read_features(path: str | Path) -> TrackFeatures:
+    """Read features from ``.npz``, ``.pkl`` (restricted) or an extract output folder."""
+    path = Path(path)
+    if path.is_dir():
+        for name in (NPZ_NAME, PKL_NAME):
+            if (path / name).is_file():
+                return read_features(path / name)
+        raise InputError(f"{path}: no {NPZ_NAME} or {PKL_NAME} in this folder; run `trackreid extract` first")
+    if not path.is_file():
+        raise InputError(f"{path}: no such features file")
+    sibling = path.with_suffix(".npz")
+    if path.suffix == ".pkl" and sibling.is_file():
+        path = sibling  # same content, no pickle involved
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+                return TrackFeatures(z["track_ids"], z["features"], z["all_features"], z["offsets"],
+                                     z["frame_indices"], meta)
+        except (KeyError, ValueError, OSError) as e:
+            raise InputError(f"{path}: not a trackreid features file ({e}); expected arrays track_ids, "
+                             "features, all_features, offsets, frame_indices") from None
+    if path.suffix == ".pkl":
+        return TrackFeatures.from_seed_dict(safe_pickle_load(path), str(path))
+    raise InputError(f"{path}: unknown features format {path.suffix!r}; expected .npz or .pkl written by "
+                     "`trackreid extract`")

@@ -1,0 +1,48 @@
+"""Shared fixtures: the real data in ../shared/data (or $TRACKREID_DATA) and small builders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path | None:
+    env = os.environ.get("TRACKREID_DATA")
+    for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared" / "data"]:
+        if (cand / "weights").is_dir():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    d = data_dir()
+    if d is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have the shared data at ../shared/data or $TRACKREID_DATA")
+        pytest.skip("shared data not found (../shared/data or $TRACKREID_DATA)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def msmt_pth(shared_data: Path) -> Path:
+    return shared_data / "weights" / "osnet_x0_25_msmt17.pth"
+
+
+@pytest.fixture(scope="session")
+def market_pth(shared_data: Path) -> Path:
+    return shared_data / "weights" / "osnet_x0_25_market1501.pth"
+
+
+@pytest.fixture(scope="session")
+def msmt_onnx(shared_data: Path) -> Path:
+    return shared_data / "weights" / "osnet_x0_25_msmt17.onnx"
+
+
+@pytest.fixture(scope="session")
+def cuhk03_val(shared_data: Path) -> Path:
+    return shared_data / "cuhk03" / "val"
