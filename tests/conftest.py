@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,15 @@ def msmt_onnx(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def cuhk03_val(shared_data: Path) -> Path:
     return shared_data / "cuhk03" / "val"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep tests out of the user's ~/.cache/trackreid (the auto backend caches ONNX exports there)."""
+    old = os.environ.get("TRACKREID_HOME")
+    os.environ["TRACKREID_HOME"] = str(tmp_path_factory.mktemp("trackreid_home"))
+    yield
+    if old is None:
+        os.environ.pop("TRACKREID_HOME", None)
+    else:
+        os.environ["TRACKREID_HOME"] = old

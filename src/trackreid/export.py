@@ -121,7 +121,7 @@ def _torch_export(model: torch.nn.Module, path: Path, opset: int, static_batch: 
                   height: int, width: int) -> str:
     """Write the graph to ``path``; return the exporter used."""
     dummy = torch.zeros(static_batch or 2, 3, height, width)
-    names = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": opset}
+    names: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": opset}
     axes = None if static_batch else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -239,7 +239,8 @@ def export_loaded(loaded: LoadedModel, output: Path, *, opset: int = 17, fp16: b
         try:
             onnx.checker.check_model(proto, full_check=True)
         except Exception as e:  # noqa: BLE001 - onnx.checker raises ValidationError and others
-            raise ModelError(f"{output.name}: the exported graph fails onnx.checker ({e}); nothing was written") from None
+            raise ModelError(f"{output.name}: the exported graph fails onnx.checker ({e}); "
+                             "nothing was written") from None
         onnx.save(proto, str(tmp))
         verification = verify_onnx(tmp, loaded, crops, min_cosine, name=str(output))
         verification["crops"] = source

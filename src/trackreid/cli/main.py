@@ -18,6 +18,8 @@ from trackreid.errors import TrackReidError
 
 SUBCOMMANDS = (
     "models",
+    "export_onnx",
+    "reduce",
 )
 
 

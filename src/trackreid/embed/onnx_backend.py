@@ -237,7 +237,8 @@ class OnnxBackend:
                 pre = Preprocess(height=h, width=w)
             log.warning("%s: no trackreid metadata or sidecar JSON found; assuming torchreid preprocessing "
                         "(RGB, %dx%d bilinear, /255, ImageNet mean/std, normalisation outside the graph). "
-                        "Write %s to state otherwise", where, pre.height, pre.width, sidecar_candidates(self.path)[0].name)
+                        "Write %s to state otherwise", where, pre.height, pre.width,
+                        sidecar_candidates(self.path)[0].name)
         if isinstance(h, int) and isinstance(w, int) and (h, w) != (pre.height, pre.width):
             raise ModelError(f"{where}: the graph takes {h}x{w} images but its description says "
                              f"{pre.height}x{pre.width}; fix the sidecar JSON")
@@ -296,7 +297,8 @@ class OnnxBackend:
         return self._sha256
 
     def describe(self) -> dict[str, Any]:
-        source = self.info.get("source_weights") if isinstance(self.info.get("source_weights"), dict) else {}
+        found = self.info.get("source_weights")
+        source: dict[str, Any] = found if isinstance(found, dict) else {}
         onnx_sha = self.sha256
         return {
             "backend": "onnxruntime",
