@@ -35,6 +35,7 @@ from trackreid.embed.onnx_backend import METADATA_KEY, OnnxBackend
 from trackreid.embed.preprocess import resize_crops
 from trackreid.errors import InputError, ModelError, OutputError
 from trackreid.io.atomic import atomic_path
+from trackreid.models.registry import Preprocess
 from trackreid.models.weights import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
@@ -117,10 +118,29 @@ class _Fp16(torch.nn.Module):
         return out.float()
 
 
+class _Uint8Input(torch.nn.Module):
+    """RGB uint8 NHWC in; the cast, normalisation and transpose run inside the graph."""
+
+    def __init__(self, model: torch.nn.Module, pre: Preprocess) -> None:
+        super().__init__()
+        self.model = model
+        std = torch.tensor(pre.std).view(1, 3, 1, 1) * 255.0
+        self.register_buffer("scale", 1.0 / std)
+        self.register_buffer("shift", torch.tensor(pre.mean).view(1, 3, 1, 1) * 255.0 / std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x.permute(0, 3, 1, 2).float() * self.scale - self.shift)
+        assert isinstance(out, torch.Tensor)
+        return out
+
+
 def _torch_export(model: torch.nn.Module, path: Path, opset: int, static_batch: int | None,
-                  height: int, width: int) -> str:
+                  height: int, width: int, uint8_input: bool) -> str:
     """Write the graph to ``path``; return the exporter used."""
-    dummy = torch.zeros(static_batch or 2, 3, height, width)
+    if uint8_input:
+        dummy = torch.zeros(static_batch or 2, height, width, 3, dtype=torch.uint8)
+    else:
+        dummy = torch.zeros(static_batch or 2, 3, height, width)
     names: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": opset}
     axes = None if static_batch else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
     with warnings.catch_warnings():
@@ -178,18 +198,22 @@ def verify_onnx(onnx_path: Path, loaded: LoadedModel, crops: Sequence[np.ndarray
     return {"min_cosine_required": min_cosine, "batches": batches, "num_crops": len(crops)}
 
 
-def _describe(loaded: LoadedModel, opset: int, fp16: bool, static_batch: int | None, exporter: str) -> dict[str, Any]:
+def _describe(loaded: LoadedModel, opset: int, fp16: bool, static_batch: int | None, exporter: str,
+              uint8_input: bool) -> dict[str, Any]:
     pre = loaded.preprocess
     batch: int | str = static_batch or "batch"
+    if uint8_input:
+        inp = {"dtype": "uint8", "layout": "NHWC", "shape": [batch, pre.height, pre.width, 3]}
+    else:
+        inp = {"dtype": "float32", "layout": "NCHW", "shape": [batch, 3, pre.height, pre.width]}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "input": {"name": INPUT_NAME, "dtype": "float32", "layout": "NCHW", "shape": [batch, 3, pre.height, pre.width],
-                  "color": pre.channel_order},
+        "input": {"name": INPUT_NAME, **inp, "color": pre.channel_order},
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": [batch, loaded.feature_dim],
                    "l2_normalized": False},
         "preprocess": pre.to_dict(),
-        "normalization_in_graph": False,
+        "normalization_in_graph": uint8_input,
         "arch": loaded.arch,
         "feature_dim": loaded.feature_dim,
         "bnneck": loaded.model.neck is not None,
@@ -213,11 +237,13 @@ def _set_metadata(proto: Any, info: dict[str, Any]) -> None:
     entry.value = json.dumps(info, sort_keys=True)
 
 
-def export_loaded(loaded: LoadedModel, output: Path, *, opset: int = 17, fp16: bool = False,
-                  static_batch: int | None = None, verify_crops: Sequence[np.ndarray] | None = None,
+def export_loaded(loaded: LoadedModel, output: str | Path, *, opset: int = 17, fp16: bool = False,
+                  static_batch: int | None = None, uint8_input: bool = False,
+                  verify_crops: Sequence[np.ndarray] | None = None,
                   crops_source: str | None = None, min_cosine: float = MIN_COSINE) -> ExportResult:
     """Export an already loaded model to ``output`` (+ sidecar); verified, atomic."""
     onnx = require_onnx()
+    output = Path(output)
     if not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
         raise InputError(f"--opset {opset}: expected {OPSET_RANGE[0]}..{OPSET_RANGE[1]} (17 is a safe default)")
     if static_batch is not None and static_batch < 1:
@@ -228,13 +254,15 @@ def export_loaded(loaded: LoadedModel, output: Path, *, opset: int = 17, fp16: b
     side = sidecar_path(output)
     loaded.model.eval()
     net: torch.nn.Module = _Fp16(loaded.model) if fp16 else loaded.model
+    if uint8_input:
+        net = _Uint8Input(net, pre)
     with atomic_path(output) as tmp, atomic_path(side) as tmp_side:
-        exporter = _torch_export(net, tmp, opset, static_batch, pre.height, pre.width)
+        exporter = _torch_export(net, tmp, opset, static_batch, pre.height, pre.width, uint8_input)
         proto = onnx.load(str(tmp))
         actual_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
         if actual_opset != opset:
             log.info("the exporter wrote opset %d (asked for %d)", actual_opset, opset)
-        info = _describe(loaded, actual_opset, fp16, static_batch, exporter)
+        info = _describe(loaded, actual_opset, fp16, static_batch, exporter, uint8_input)
         _set_metadata(proto, info)
         try:
             onnx.checker.check_model(proto, full_check=True)
@@ -252,7 +280,7 @@ def export_loaded(loaded: LoadedModel, output: Path, *, opset: int = 17, fp16: b
 
 
 def export_onnx(weights: str | Path, output: str | Path, *, opset: int = 17, fp16: bool = False,
-                static_batch: int | None = None, arch: str | None = None,
+                static_batch: int | None = None, uint8_input: bool = False, arch: str | None = None,
                 verify_crops: Sequence[np.ndarray] | None = None, crops_source: str | None = None,
                 overwrite: bool = False, min_cosine: float = MIN_COSINE) -> ExportResult:
     """``trackreid export-onnx``: weights (path or zoo name) -> verified ``output`` + sidecar JSON."""
@@ -268,7 +296,7 @@ def export_onnx(weights: str | Path, output: str | Path, *, opset: int = 17, fp1
         raise OutputError(f"{existing[0]}: already exists; pass --overwrite to replace it")
     require_onnx()
     loaded = load_model(resolve_weights(weights), arch=arch)
-    return export_loaded(loaded, output, opset=opset, fp16=fp16, static_batch=static_batch,
+    return export_loaded(loaded, output, opset=opset, fp16=fp16, static_batch=static_batch, uint8_input=uint8_input,
                          verify_crops=verify_crops, crops_source=crops_source, min_cosine=min_cosine)
 
 

@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--fp16", action="store_true",
                    help="float16 weights and compute, float32 input/output (for GPUs; slower on most CPUs)")
+    p.add_argument("--uint8-input", action="store_true",
+                   help="take RGB uint8 NHWC pixels and normalise inside the graph (not the torchreid convention)")
     p.add_argument("--static-batch", type=int, metavar="N", help="fixed batch size instead of a dynamic one")
     p.add_argument("--arch", help="check the weights against this architecture instead of inferring it")
     p.add_argument("--verify-crops", metavar="DIR",
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     crops = read_crops(args.verify_crops) if args.verify_crops else None
     result = export_onnx(args.reid_model, Path(args.output), opset=args.opset, fp16=args.fp16,
-                         static_batch=args.static_batch, arch=args.arch, verify_crops=crops,
+                         static_batch=args.static_batch, uint8_input=args.uint8_input, arch=args.arch,
+                         verify_crops=crops,
                          crops_source=f"{len(crops)} crops from {args.verify_crops}" if crops else None,
                          overwrite=args.overwrite)
     info = result.info
@@ -53,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {result.sidecar}")
     if not args.quiet:
         inp, out, pre, src = info["input"], info["output"], info["preprocess"], info["source_weights"]
+        where = "inside" if info["normalization_in_graph"] else "outside"
         print(f"  input  {inp['name']} {inp['dtype']} {inp['shape']} {inp['layout']} {inp['color']}, normalised "
-              f"outside the graph: (x/255 - mean) / std, mean {pre['mean']}, std {pre['std']}")
+              f"{where} the graph: (x/255 - mean) / std, mean {pre['mean']}, std {pre['std']}")
         print(f"  output {out['name']} {out['dtype']} {out['shape']} (raw embedding, not L2-normalised)")
         print(f"  source {src['name']} sha256 {src['sha256']}")
     return 0

@@ -177,7 +177,7 @@ class OnnxBackend:
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_path(cls, path: str | Path, device: str = "auto", arch: str | None = None,
-                  threads: int | None = None, zero_denormals: bool = True) -> OnnxBackend:
+                  threads: int | None = None, zero_denormals: bool = True, spin: bool = False) -> OnnxBackend:
         import onnxruntime as ort
 
         path = Path(path)
@@ -189,6 +189,10 @@ class OnnxBackend:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = threads or cpu_threads()
         so.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: on a busy machine (other processes on the
+        # same cores) spinning made 2 threads 2-3x slower than 1; without it 2 threads are never
+        # worse than 1 (docs/benchmarks.md).
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0" if not spin else "1")
         so.log_severity_level = 3
         try:
             session = ort.InferenceSession(model, so, providers=providers)
