@@ -29,13 +29,13 @@ from _common import cuhk03_val, data_dir, machine, metrics  # noqa: E402
 from trackreid.embed.backend import Embedder, TorchBackend  # noqa: E402
 from trackreid.embed.onnx_backend import OnnxBackend  # noqa: E402
 from trackreid.embed.preprocess import resize_crops  # noqa: E402
-from trackreid.export import cached_onnx  # noqa: E402
+from trackreid.export import cached_onnx, export_loaded  # noqa: E402
 from trackreid.models.registry import Preprocess, create_model  # noqa: E402
 from trackreid.models.weights import LoadedModel, load_model  # noqa: E402
 
 BATCHES = (1, 8, 32)
 BACKENDS = ("torch eager fp32 (baseline)", "torch channels_last fp32", "torch channels_last bf16 autocast",
-            "onnxruntime fp32 (auto: cached export)")
+            "onnxruntime fp32, float input (export-onnx)", "onnxruntime fp32, uint8 input (auto)")
 
 
 class Bf16Backend(TorchBackend):
@@ -149,7 +149,12 @@ def make_backend(name: str, loaded: LoadedModel, cache: Path) -> Any:
         return Bf16Backend(loaded)
     if name == "torch.compile bf16 channels_last":
         return Bf16Backend(loaded, compile_model=True)
-    if name == "onnxruntime fp32 (auto: cached export)":
+    if name == "onnxruntime fp32, float input (export-onnx)":
+        path = cache / f"{loaded.arch}-float.onnx"
+        if not path.exists():
+            export_loaded(loaded, path)
+        return OnnxBackend.from_path(path, device="cpu")
+    if name == "onnxruntime fp32, uint8 input (auto)":
         return OnnxBackend.from_path(cached_onnx(loaded, cache), device="cpu")
     raise ValueError(name)
 

@@ -110,6 +110,7 @@ def test_auto_backend_exports_once_and_matches_torch(tmp_path: Path, monkeypatch
     sha = sha256_file(msmt_pth)
     assert auto.path == tmp_path / "onnx" / f"{sha}.onnx"
     assert auto.describe()["weights_sha256"] == sha  # features keep the weights' identity
+    assert auto.normalization_in_graph and auto.layout == "NHWC"  # uint8 pixels straight into the graph
     torch_backend = build_backend(msmt_pth, device="cpu", backend="torch")
     assert isinstance(torch_backend, TorchBackend)
     batch = resize_crops(crops, auto.preprocess)
