@@ -17,6 +17,8 @@ from trackreid.cli.common import add_common
 from trackreid.errors import TrackReidError
 
 SUBCOMMANDS = (
+    "extract",
+    "demo",
     "models",
 )
 

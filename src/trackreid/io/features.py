@@ -121,13 +121,16 @@ class TrackFeatures:
 
     @classmethod
     def from_tracks(cls, items: list[tuple[int, np.ndarray, np.ndarray, Any]],
-                    meta: dict[str, Any] | None = None) -> TrackFeatures:
-        """Build from ``(track_id, feature (D,), all_features (N, D), frame_indices (N,))`` items."""
+                    meta: dict[str, Any] | None = None, dim: int | None = None) -> TrackFeatures:
+        """Build from ``(track_id, feature (D,), all_features (N, D), frame_indices (N,))`` items.
+
+        ``dim`` gives D when ``items`` may be empty.
+        """
         rows = sorted(items, key=lambda r: r[0])
-        dims = {np.asarray(r[1]).shape[-1] for r in rows}
-        d = dims.pop() if len(dims) == 1 else 0
-        if len(dims) > 0:
-            raise InputError("tracks have features of different dimensions")
+        dims = {np.asarray(r[1]).shape[-1] for r in rows} | ({dim} if dim is not None else set())
+        if len(dims) > 1:
+            raise InputError(f"tracks have features of different dimensions: {sorted(dims)}")
+        d = dims.pop() if dims else 0
         offsets = np.concatenate([[0], np.cumsum([len(np.asarray(r[3])) for r in rows])]).astype(np.int64)
         allf = [np.asarray(r[2], dtype=np.float32).reshape(-1, d) for r in rows]
         return cls(
