@@ -8,6 +8,7 @@ so that occlusion happens. The tracks file is exact (we drew the boxes).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,18 +92,36 @@ def _draw_person(img: np.ndarray, x: float, bottom: float, h: int, style: int, p
     return (left + 1, top + 1, w, float(h))  # MOT boxes are 1-based
 
 
-def make_sample(out_dir: str | Path, seconds: float = 4.0, fps: int = 25, width: int = 640, height: int = 360,
-                people: int = 6, seed: int = 0) -> tuple[Path, Path]:
-    """Write ``sample.mp4`` and ``sample_tracks.txt`` into ``out_dir``; return their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def scene_frames(seconds: float = 4.0, fps: int = 25, width: int = 640, height: int = 360, people: int = 6,
+                 seed: int = 0) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+    """Yield ``(frame number, BGR image, MOT rows of that frame)`` for frames 1, 2, ..."""
     rng = np.random.default_rng(seed)
     frames = int(round(seconds * fps))
     walkers = _walkers(width, height, frames, people, rng)
     bg = _background(width, height, rng)
+    for k in range(1, frames + 1):
+        img = bg.copy()
+        rows = []
+        positions = []
+        for wk in walkers:
+            if wk.first_frame <= k <= wk.last_frame:
+                t = k - wk.first_frame
+                positions.append((wk, wk.start[0] + wk.velocity[0] * t, wk.start[1] + wk.velocity[1] * t, t))
+        for wk, x, bottom, t in sorted(positions, key=lambda p: p[2]):  # far (higher) first
+            box = _draw_person(img, x, bottom, wk.height, wk.style, t * 0.5)
+            if box[0] + box[2] > 1 and box[0] < width and box[1] < height:
+                rows.append(f"{k},{wk.track_id},{box[0]:.2f},{box[1]:.2f},{box[2]:.2f},{box[3]:.2f},1,-1,-1,-1")
+        yield k, img, rows
+
+
+def make_sample(out_dir: str | Path, seconds: float = 4.0, fps: int = 25, width: int = 640, height: int = 360,
+                people: int = 6, seed: int = 0) -> tuple[Path, Path]:
+    """Write ``sample.mp4`` (MPEG-4 part 2, OpenCV) and ``sample_tracks.txt``; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     video = out / "sample.mp4"
     tracks = out / "sample_tracks.txt"
-    rows = []
+    rows: list[str] = []
     with atomic_path(video) as tmp_video:
         tmp_mp4 = tmp_video.with_suffix(".mp4")
         fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
@@ -110,18 +129,9 @@ def make_sample(out_dir: str | Path, seconds: float = 4.0, fps: int = 25, width:
         if not writer.isOpened():
             raise OutputError(f"{video}: OpenCV cannot encode mp4 here")
         try:
-            for k in range(1, frames + 1):
-                img = bg.copy()
-                visible = [w for w in walkers if w.first_frame <= k <= w.last_frame]
-                positions = []
-                for wk in visible:
-                    t = k - wk.first_frame
-                    positions.append((wk, wk.start[0] + wk.velocity[0] * t, wk.start[1] + wk.velocity[1] * t, t))
-                for wk, x, bottom, t in sorted(positions, key=lambda p: p[2]):  # far (higher) first
-                    box = _draw_person(img, x, bottom, wk.height, wk.style, t * 0.5)
-                    if box[0] + box[2] > 1 and box[0] < width and box[1] < height:
-                        rows.append(f"{k},{wk.track_id},{box[0]:.2f},{box[1]:.2f},{box[2]:.2f},{box[3]:.2f},1,-1,-1,-1")
+            for _, img, frame_rows in scene_frames(seconds, fps, width, height, people, seed):
                 writer.write(img)
+                rows += frame_rows
         finally:
             writer.release()
         tmp_mp4.replace(tmp_video)

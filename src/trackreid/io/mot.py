@@ -9,6 +9,7 @@ applies. Rows with a negative id (unconfirmed tracks) are dropped and counted.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,34 +98,9 @@ def read_mot(
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text file; --tracks expects MOT rows "
                          "'frame,id,left,top,width,height[,conf,x,y,z]'") from None
-    rows: list[list[float]] = []
-    lines: list[int] = []
-    ncols = None
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = [p for p in (line.split(",") if "," in line else _SPLIT_WS.split(line)) if p.strip() != ""]
-        if not 6 <= len(parts) <= 10:
-            raise InputError(f"{path}:{lineno}: expected 6 to 10 values "
-                             f"(frame,id,left,top,width,height[,conf,x,y,z]), found {len(parts)}: {line[:80]!r}")
-        if ncols is not None and len(parts) != ncols:
-            raise InputError(f"{path}:{lineno}: {len(parts)} values, but earlier rows have {ncols}")
-        ncols = len(parts)
-        try:
-            vals = [float(p) for p in parts]
-        except ValueError:
-            bad = next(p for p in parts if not _is_float(p))
-            raise InputError(f"{path}:{lineno}: {bad.strip()!r} is not a number; MOT rows hold numbers only "
-                             f"(frame,id,left,top,width,height,...): {line[:80]!r}") from None
-        if not np.isfinite(vals).all():
-            raise InputError(f"{path}:{lineno}: non-finite value in {line[:80]!r}")
-        rows.append(vals)
-        lines.append(lineno)
-    if not rows:
-        raise InputError(f"{path}: holds no rows; expected MOT rows 'frame,id,left,top,width,height,...'")
-    a = np.asarray(rows, dtype=np.float64)
-    line_no = np.asarray(lines)
+    a, line_no = _fast_parse(text)
+    if a is None:
+        a, line_no = _careful_parse(text, path)
     frames = a[:, 0]
     bad = np.flatnonzero(frames != np.round(frames))
     if len(bad):
@@ -164,6 +140,52 @@ def read_mot(
     stats["kept"] = int(keep.sum())
     stats["ground_truth"] = int(is_gt)
     return Tracks(frame[keep], ids[keep].astype(np.int64), a[keep, 2:6].copy(), conf[keep], vis[keep], stats)
+
+
+def _fast_parse(text: str) -> tuple[np.ndarray | None, np.ndarray]:
+    """numpy's C parser for the common, clean case; ``None`` sends the text to the careful parser."""
+    body = text.strip()
+    if not body or "#" in body:
+        return None, np.zeros(0)
+    delimiter = "," if "," in body.split("\n", 1)[0] else None
+    try:
+        a = np.loadtxt(io.StringIO(body), delimiter=delimiter, dtype=np.float64, ndmin=2)
+    except ValueError:
+        return None, np.zeros(0)
+    if not 6 <= a.shape[1] <= 10 or not np.isfinite(a).all() or a.shape[0] != body.count("\n") + 1:
+        return None, np.zeros(0)
+    return a, np.arange(1, len(a) + 1)
+
+
+def _careful_parse(text: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Line by line, so that the first bad row is reported with its line number."""
+    rows: list[list[float]] = []
+    lines: list[int] = []
+    ncols = None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p for p in (line.split(",") if "," in line else _SPLIT_WS.split(line)) if p.strip() != ""]
+        if not 6 <= len(parts) <= 10:
+            raise InputError(f"{path}:{lineno}: expected 6 to 10 values "
+                             f"(frame,id,left,top,width,height[,conf,x,y,z]), found {len(parts)}: {line[:80]!r}")
+        if ncols is not None and len(parts) != ncols:
+            raise InputError(f"{path}:{lineno}: {len(parts)} values, but earlier rows have {ncols}")
+        ncols = len(parts)
+        try:
+            vals = [float(p) for p in parts]
+        except ValueError:
+            bad = next(p for p in parts if not _is_float(p))
+            raise InputError(f"{path}:{lineno}: {bad.strip()!r} is not a number; MOT rows hold numbers only "
+                             f"(frame,id,left,top,width,height,...): {line[:80]!r}") from None
+        if not np.isfinite(vals).all():
+            raise InputError(f"{path}:{lineno}: non-finite value in {line[:80]!r}")
+        rows.append(vals)
+        lines.append(lineno)
+    if not rows:
+        raise InputError(f"{path}: holds no rows; expected MOT rows 'frame,id,left,top,width,height,...'")
+    return np.asarray(rows, dtype=np.float64), np.asarray(lines)
 
 
 def _is_float(s: str) -> bool:
