@@ -20,6 +20,7 @@ SUBCOMMANDS = (
     "extract",
     "demo",
     "models",
+    "centralize",
 )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import pickle  # noqa: S403 - writing the seed's format; reading goes through RestrictedUnpickler
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,11 +210,14 @@ def read_features(path: str | Path) -> TrackFeatures:
         path = sibling  # same content, no pickle involved
     if path.suffix == ".npz":
         try:
-            with np.load(path, allow_pickle=False) as z:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # e.g. a bare .npy array renamed to .npz
+                raise ValueError(f"holds one {type(loaded).__name__}, not named arrays")
+            with loaded as z:
                 meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
                 return TrackFeatures(z["track_ids"], z["features"], z["all_features"], z["offsets"],
                                      z["frame_indices"], meta)
-        except (KeyError, ValueError, OSError) as e:
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
             raise InputError(f"{path}: not a trackreid features file ({e}); expected arrays track_ids, "
                              "features, all_features, offsets, frame_indices") from None
     if path.suffix == ".pkl":
