@@ -328,16 +328,9 @@ def test_cli_refuses_a_bare_npy_renamed_npz(tmp_path: Path, capsys: pytest.Captu
 
 
 @pytest.fixture(scope="session")
-def cuhk03_embedded(msmt_pth: Path, cuhk03_val: Path):  # type: ignore[no-untyped-def]
+def cuhk03_embedded(msmt_pth: Path, cuhk03_features):  # type: ignore[no-untyped-def]
     """CUHK03 val embedded once with the shared msmt17 .pth: (query set, gallery set, fq, fg)."""
-    from trackreid.datasets import cuhk03_query_gallery
-    from trackreid.embed.factory import build_embedder
-
-    q, g = cuhk03_query_gallery(cuhk03_val)
-    emb = build_embedder(msmt_pth, device="cpu", batch_size=64)
-    fq = emb.embed([cv2.imread(str(p)) for p in q.paths])
-    fg = emb.embed([cv2.imread(str(p)) for p in g.paths])
-    return q, g, fq, fg
+    return cuhk03_features(msmt_pth)
 
 
 def test_nfc_reproduces_the_cuhk03_reference(cuhk03_embedded) -> None:  # type: ignore[no-untyped-def]
