@@ -71,7 +71,7 @@ def test_export_is_valid_and_describes_itself(exported: ExportResult, msmt_pth: 
     # The backend reads that description back: nothing is assumed.
     backend = OnnxBackend.from_path(exported.path, device="cpu")
     assert backend.info_source == "metadata"
-    assert backend.describe()["weights_sha256"] == sha256_file(msmt_pth)
+    assert backend.model_info["weights_sha256"] == sha256_file(msmt_pth)
 
 
 def test_static_batch_fp16_export_serves_any_batch(tmp_path: Path, msmt_pth: Path, crops: list[np.ndarray],

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 
 from trackreid import export
-from trackreid.datasets import cuhk03_query_gallery
 from trackreid.embed.backend import TorchBackend
 from trackreid.embed.factory import build_backend, build_embedder
 from trackreid.embed.onnx_backend import OnnxBackend
@@ -33,20 +32,26 @@ def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def test_third_party_onnx_reproduces_reference(msmt_onnx: Path, cuhk03_val: Path,
+def test_third_party_onnx_reproduces_reference(msmt_onnx: Path, cuhk03_split,  # type: ignore[no-untyped-def]
                                                caplog: pytest.LogCaptureFixture) -> None:
     """shared/data/README.md: osnet_x0_25_msmt17.onnx on CUHK03 val, mAP 52.2, rank-1 51.9."""
     with caplog.at_level(logging.WARNING):
         emb = build_embedder(msmt_onnx, device="cpu", batch_size=64)
     assert isinstance(emb.backend, OnnxBackend)
     assert "assuming torchreid preprocessing" in caplog.text  # no sidecar: said so
-    q, g = cuhk03_query_gallery(cuhk03_val)
-    fq = emb.embed([cv2.imread(str(p)) for p in q.paths])
-    fg = emb.embed([cv2.imread(str(p)) for p in g.paths])
+    q, g, qi, gi = cuhk03_split
+    fq, fg = emb.embed(qi), emb.embed(gi)
     m = evaluate_ranking(cosine_distance(fq, fg), q.pids, g.pids, q.camids, g.camids)
     assert (m.num_query, m.num_gallery) == (451, 487)
     assert abs(m.mAP - 52.2) <= 0.5
     assert abs(m.rank1 - 51.9) <= 0.5
+
+
+def test_auto_backend_reproduces_pth_reference(msmt_pth: Path, cuhk03_features) -> None:  # type: ignore[no-untyped-def]
+    """The default path for .pth on the CPU (onnxruntime on the cached export) keeps the reference numbers."""
+    q, g, fq, fg = cuhk03_features(msmt_pth, "auto")
+    m = evaluate_ranking(cosine_distance(fq, fg), q.pids, g.pids, q.camids, g.camids)
+    assert abs(m.mAP - 41.0) <= 0.5 and abs(m.rank1 - 40.8) <= 0.5
 
 
 def test_denormal_weights_are_zeroed_without_changing_outputs(msmt_onnx: Path, crops: list[np.ndarray]) -> None:
@@ -109,12 +114,19 @@ def test_auto_backend_exports_once_and_matches_torch(tmp_path: Path, monkeypatch
     assert isinstance(auto, OnnxBackend)
     sha = sha256_file(msmt_pth)
     assert auto.path == tmp_path / "onnx" / f"{sha}.onnx"
-    assert auto.describe()["weights_sha256"] == sha  # features keep the weights' identity
+    # Features keep the identity of the user's weights file, whichever backend ran it.
+    assert auto.model_info["weights_sha256"] == sha and auto.model_info["name"] == msmt_pth.name
+    assert auto.model_info["onnx"]["path"] == str(auto.path)
     assert auto.normalization_in_graph and auto.layout == "NHWC"  # uint8 pixels straight into the graph
     torch_backend = build_backend(msmt_pth, device="cpu", backend="torch")
     assert isinstance(torch_backend, TorchBackend)
+    assert torch_backend.model_info["weights_sha256"] == sha
     batch = resize_crops(crops, auto.preprocess)
     assert row_cosine(auto.run(batch), torch_backend.run(batch)).min() >= 0.9999
+    # `extract --reid-size` changes the input size after the backend is built: the cached graph follows.
+    auto.preprocess = torch_backend.preprocess = replace(auto.preprocess, height=192, width=96)
+    small = resize_crops(crops, auto.preprocess)
+    assert row_cosine(auto.run(small), torch_backend.run(small)).min() >= 0.9999
 
     def no_export(*a: object, **k: object) -> None:
         raise AssertionError("the cached export should have been reused")

@@ -126,6 +126,8 @@ class _Uint8Input(torch.nn.Module):
         super().__init__()
         self.model = model
         std = torch.tensor(pre.std).view(1, 3, 1, 1) * 255.0
+        self.scale: torch.Tensor
+        self.shift: torch.Tensor
         self.register_buffer("scale", 1.0 / std)
         self.register_buffer("shift", torch.tensor(pre.mean).view(1, 3, 1, 1) * 255.0 / std)
 
@@ -136,26 +138,31 @@ class _Uint8Input(torch.nn.Module):
 
 
 def _torch_export(model: torch.nn.Module, path: Path, opset: int, static_batch: int | None,
-                  height: int, width: int, uint8_input: bool) -> str:
+                  height: int, width: int, uint8_input: bool, dynamic_size: bool) -> str:
     """Write the graph to ``path``; return the exporter used."""
     if uint8_input:
         dummy = torch.zeros(static_batch or 2, height, width, 3, dtype=torch.uint8)
     else:
         dummy = torch.zeros(static_batch or 2, 3, height, width)
     names: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": opset}
-    axes = None if static_batch else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    axes: dict[str, dict[int, str]] = {INPUT_NAME: {}, OUTPUT_NAME: {}}
+    if not static_batch:
+        axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+    if dynamic_size:
+        axes[INPUT_NAME].update({1: "height", 2: "width"} if uint8_input else {2: "height", 3: "width"})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # The TorchScript exporter: one second for OSNet, any opset. torch >= 2.9 deprecates it;
         # the torch.export-based one is the fallback (slower, opset >= 18).
         try:
-            torch.onnx.export(model, (dummy,), str(path), dynamo=False, dynamic_axes=axes,
+            torch.onnx.export(model, (dummy,), str(path), dynamo=False, dynamic_axes=axes if axes[INPUT_NAME] else None,
                               do_constant_folding=True, **names)
             return "torch.onnx (TorchScript)"
         except Exception as e:  # noqa: BLE001 - any failure: try the other exporter
             first = e
         try:
-            shapes = None if static_batch else {"x": {0: torch.export.Dim("batch", min=1)}}
+            dims = {i: torch.export.Dim(name, min=1 if i == 0 else 32) for i, name in axes[INPUT_NAME].items()}
+            shapes = {"x": dims} if dims else None
             torch.onnx.export(model, (dummy,), str(path), dynamo=True, dynamic_shapes=shapes,
                               external_data=False, optimize=True, **names)
             return "torch.onnx (torch.export)"
@@ -200,13 +207,15 @@ def verify_onnx(onnx_path: Path, loaded: LoadedModel, crops: Sequence[np.ndarray
 
 
 def _describe(loaded: LoadedModel, opset: int, fp16: bool, static_batch: int | None, exporter: str,
-              uint8_input: bool) -> dict[str, Any]:
+              uint8_input: bool, dynamic_size: bool) -> dict[str, Any]:
     pre = loaded.preprocess
     batch: int | str = static_batch or "batch"
+    h: int | str = "height" if dynamic_size else pre.height
+    w: int | str = "width" if dynamic_size else pre.width
     if uint8_input:
-        inp = {"dtype": "uint8", "layout": "NHWC", "shape": [batch, pre.height, pre.width, 3]}
+        inp = {"dtype": "uint8", "layout": "NHWC", "shape": [batch, h, w, 3]}
     else:
-        inp = {"dtype": "float32", "layout": "NCHW", "shape": [batch, 3, pre.height, pre.width]}
+        inp = {"dtype": "float32", "layout": "NCHW", "shape": [batch, 3, h, w]}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -239,7 +248,7 @@ def _set_metadata(proto: Any, info: dict[str, Any]) -> None:
 
 
 def export_loaded(loaded: LoadedModel, output: str | Path, *, opset: int = 17, fp16: bool = False,
-                  static_batch: int | None = None, uint8_input: bool = False,
+                  static_batch: int | None = None, uint8_input: bool = False, dynamic_size: bool = False,
                   verify_crops: Sequence[np.ndarray] | None = None,
                   crops_source: str | None = None, min_cosine: float = MIN_COSINE) -> ExportResult:
     """Export an already loaded model to ``output`` (+ sidecar); verified, atomic."""
@@ -258,12 +267,12 @@ def export_loaded(loaded: LoadedModel, output: str | Path, *, opset: int = 17, f
     if uint8_input:
         net = _Uint8Input(net, pre)
     with atomic_path(output) as tmp, atomic_path(side) as tmp_side:
-        exporter = _torch_export(net, tmp, opset, static_batch, pre.height, pre.width, uint8_input)
+        exporter = _torch_export(net, tmp, opset, static_batch, pre.height, pre.width, uint8_input, dynamic_size)
         proto = onnx.load(str(tmp))
         actual_opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
         if actual_opset != opset:
             log.info("the exporter wrote opset %d (asked for %d)", actual_opset, opset)
-        info = _describe(loaded, actual_opset, fp16, static_batch, exporter, uint8_input)
+        info = _describe(loaded, actual_opset, fp16, static_batch, exporter, uint8_input, dynamic_size)
         _set_metadata(proto, info)
         try:
             onnx.checker.check_model(proto, full_check=True)
@@ -328,5 +337,6 @@ def cached_onnx(loaded: LoadedModel, cache: Path | None = None) -> Path:
     log.info("exporting %s to ONNX once (cached at %s)", loaded.path.name if loaded.path else loaded.arch, path)
     # uint8 input: the cast, normalisation and transpose run inside onnxruntime rather than in numpy
     # (0-12% faster here, see docs/benchmarks.md); the file is internal, so the convention is ours.
-    export_loaded(loaded, path, uint8_input=True)
+    # Dynamic height and width: `extract --reid-size` changes the input size after the backend is built.
+    export_loaded(loaded, path, uint8_input=True, dynamic_size=True)
     return path

@@ -17,7 +17,10 @@ from trackreid.cli.common import add_common
 from trackreid.errors import TrackReidError
 
 SUBCOMMANDS = (
+    "extract",
+    "demo",
     "models",
+    "centralize",
     "export_onnx",
     "reduce",
 )

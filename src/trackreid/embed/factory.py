@@ -31,7 +31,10 @@ def _onnx_from_weights(loaded: LoadedModel, device: str) -> Backend:
     from trackreid.embed.onnx_backend import OnnxBackend
     from trackreid.export import cached_onnx
 
-    return OnnxBackend.from_path(cached_onnx(loaded), device=device)
+    backend = OnnxBackend.from_path(cached_onnx(loaded), device=device)
+    # The weights are the user's file; the cached export is how they run.
+    backend.model_info = {**loaded.describe(), "onnx": backend.model_info["onnx"]}
+    return backend
 
 
 def build_backend(reid_model: str | Path, *, device: str = "auto", backend: str = "auto",

@@ -164,7 +164,7 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, session: Any, path: Path, *, info: dict[str, Any], info_source: str, device: str,
-                 denormals_zeroed: int = 0, arch: str | None = None) -> None:
+                 denormals_zeroed: int = 0, arch: str | None = None, threads: int = 1) -> None:
         self.session = session
         self.path = path
         self.info = info
@@ -172,7 +172,9 @@ class OnnxBackend:
         self.device = device
         self.denormals_zeroed = denormals_zeroed
         self._sha256: str | None = None
+        self.threads = threads
         self._pick_io(arch)
+        self.model_info = self._model_info()
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -187,7 +189,8 @@ class OnnxBackend:
         providers, where = _providers(device)
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.intra_op_num_threads = threads or cpu_threads()
+        threads = threads or cpu_threads()
+        so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         # Idle worker threads sleep instead of spinning: on a busy machine (other processes on the
         # same cores) spinning made 2 threads 2-3x slower than 1; without it 2 threads are never
@@ -201,7 +204,8 @@ class OnnxBackend:
         if not meta:
             meta = dict(session.get_modelmeta().custom_metadata_map)
         info, source = _read_info(path, meta)
-        return cls(session, path, info=info, info_source=source, device=where, denormals_zeroed=zeroed, arch=arch)
+        return cls(session, path, info=info, info_source=source, device=where, denormals_zeroed=zeroed, arch=arch,
+                   threads=threads)
 
     def _pick_io(self, arch: str | None) -> None:
         where = str(self.path)
@@ -300,27 +304,30 @@ class OnnxBackend:
             self._sha256 = sha256_file(self.path)
         return self._sha256
 
-    def describe(self) -> dict[str, Any]:
+    def _model_info(self) -> dict[str, Any]:
+        """What the weights are. For our exports: the source checkpoint's name and sha256, so that
+        features of the same weights carry the same identity whichever backend ran them."""
         found = self.info.get("source_weights")
         source: dict[str, Any] = found if isinstance(found, dict) else {}
-        onnx_sha = self.sha256
         return {
-            "backend": "onnxruntime",
             "name": source.get("name") or self.path.name,
             "path": str(self.path),
             "arch": self.arch,
-            "format": "onnx",
-            # The identity of the weights: the source checkpoint's hash for our exports, so that
-            # features from torch and onnxruntime runs of the same weights compare as equal.
-            "weights_sha256": source.get("sha256") or onnx_sha,
-            "onnx_sha256": onnx_sha,
+            "format": source.get("format") or "onnx",
+            "weights_sha256": source.get("sha256") or self.sha256,
             "feature_dim": self.feature_dim,
             "preprocess": self.preprocess.to_dict(),
             "preprocess_source": self.info_source if self.info else "assumed (torchreid defaults)",
+            "onnx": {"path": str(self.path), "sha256": self.sha256, "denormal_weights_zeroed": self.denormals_zeroed},
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": "onnxruntime",
             "device": self.device,
             "providers": list(self.session.get_providers()),
+            "threads": self.threads,
             "input": {"name": self.input_name, "layout": self.layout, "dtype": np.dtype(self.input_dtype).name,
-                      "fixed_batch": self.fixed_batch},
+                      "fixed_batch": self.fixed_batch, "normalization_in_graph": self.normalization_in_graph},
             "output": self.output_name,
-            "denormals_zeroed": self.denormals_zeroed,
         }
