@@ -106,8 +106,12 @@ def fit_pca(x: np.ndarray, dim: int, whiten: bool = False, meta: dict[str, Any] 
     if n < dim:
         raise InputError(f"--dim {dim} needs at least {dim} feature rows to fit, found {n}; fit on a larger set "
                          "with --fit-on FILE or choose a smaller --dim")
-    pca = PCA(n_components=dim, whiten=False, svd_solver="full")
-    pca.fit(l2_normalize(x).astype(np.float64))
+    rows = l2_normalize(x).astype(np.float64)
+    try:
+        # Exact, and several times faster than a full SVD when rows outnumber dimensions (sklearn >= 1.5).
+        pca = PCA(n_components=dim, svd_solver="covariance_eigh" if n >= d else "full").fit(rows)
+    except ValueError:  # an older scikit-learn without that solver
+        pca = PCA(n_components=dim, svd_solver="full").fit(rows)
     info = {"format": FORMAT, "version": VERSION, "source_dim": d, "dim": dim, "n_samples": n, **(meta or {})}
     return PcaModel(pca.mean_, pca.components_, pca.explained_variance_, pca.explained_variance_ratio_,
                     whiten, info)
