@@ -11,7 +11,11 @@ normalisation. The baseline (eager float32 PyTorch, contiguous layout) runs in t
 
 from __future__ import annotations
 
-import argparse
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `import trackreid` does; before torch is imported
+
+import argparse  # noqa: E402
 import statistics
 import sys
 import tempfile
