@@ -141,7 +141,7 @@ def test_auto_backend_falls_back_to_torch_with_a_reason(tmp_path: Path, monkeypa
     monkeypatch.setenv("TRACKREID_HOME", str(tmp_path))
 
     def missing() -> None:
-        raise ModelError("ONNX export needs the onnx package: pip install 'trackreid[export]'")
+        raise ModelError("ONNX export needs the onnx package: pip install onnx")
 
     monkeypatch.setattr(export, "require_onnx", missing)
     with caplog.at_level(logging.WARNING):

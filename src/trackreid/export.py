@@ -70,7 +70,7 @@ def require_onnx() -> Any:
     try:
         import onnx
     except ImportError:
-        raise ModelError("ONNX export needs the onnx package: pip install 'trackreid[export]'") from None
+        raise ModelError("ONNX export needs the onnx package: pip install onnx") from None
     return onnx
 
 
@@ -163,8 +163,10 @@ def _torch_export(model: torch.nn.Module, path: Path, opset: int, static_batch: 
         try:
             dims = {i: torch.export.Dim(name, min=1 if i == 0 else 32) for i, name in axes[INPUT_NAME].items()}
             shapes = {"x": dims} if dims else None
+            # It writes opset 18 at least; asking for less only triggers a failing down-conversion.
+            names["opset_version"] = max(opset, 18)
             torch.onnx.export(model, (dummy,), str(path), dynamo=True, dynamic_shapes=shapes,
-                              external_data=False, optimize=True, **names)
+                              external_data=False, optimize=True, verbose=False, **names)
             return "torch.onnx (torch.export)"
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"ONNX export failed with both exporters: {first}; {e}") from None

@@ -97,7 +97,7 @@ def _load_bytes(path: Path, zero_denormals: bool) -> tuple[bytes | str, int, dic
         import onnx
     except ImportError:
         log.info("%s: the onnx package is not installed, so subnormal weights were not checked "
-                 "(they can slow CPU inference several-fold); pip install 'trackreid[export]'", path)
+                 "(they can slow CPU inference several-fold); pip install onnx", path)
         return str(path), 0, {}
     try:
         proto = onnx.load(str(path))
