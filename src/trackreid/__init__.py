@@ -24,8 +24,10 @@ __all__ = [
     "build_embedder",
     "create_model",
     "evaluate_ranking",
+    "export_onnx",
     "load_model",
     "read_features",
+    "reduce_file",
     "write_features",
     "__version__",
 ]
@@ -42,6 +44,8 @@ def __getattr__(name: str) -> object:
         "create_model": "trackreid.models.registry",
         "load_model": "trackreid.models.weights",
         "evaluate_ranking": "trackreid.evaluate",
+        "export_onnx": "trackreid.export",
+        "reduce_file": "trackreid.reduce",
     }
     if name in lazy:
         import importlib
