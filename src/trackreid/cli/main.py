@@ -18,6 +18,9 @@ from trackreid.errors import TrackReidError
 
 SUBCOMMANDS = (
     "models",
+    "evaluate",
+    "similarity",
+    "visualize",
 )
 
 
