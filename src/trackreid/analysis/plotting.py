@@ -24,7 +24,7 @@ def new_figure(width: float, height: float) -> Any:
 def save_png(fig: Any, path: Path, dpi: int = 100) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        fig.savefig(tmp, format="png", dpi=dpi, pil_kwargs={"optimize": True})
     return path
 
 

@@ -138,7 +138,8 @@ def plot_heatmap(sim: np.ndarray, labels: list[str], path: Path, *, order: np.nd
         for r in range(t):
             for c in range(t):
                 v = s[r, c]
-                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=float(np.clip(110 / t, 5, 10)),
+                text = "1" if v >= 0.995 else f"{v:.2f}".replace("0.", ".", 1)  # ".72": fits small cells
+                ax.text(c, r, text, ha="center", va="center", fontsize=float(np.clip(170 / t, 5, 10)),
                         color="black" if v > (vmin + 1) / 2 else "white")
     ax.set_title(title + (", clustered order" if clustered else ""), fontsize=11)
     return save_png(fig, path, dpi)
