@@ -41,7 +41,8 @@ def embed_2d(x: np.ndarray, method: str = "tsne", seed: int = 0, perplexity: flo
     if method == "pca":
         from sklearn.decomposition import PCA
 
-        pts = PCA(n_components=2, random_state=seed).fit_transform(x)
+        with np.errstate(invalid="ignore", divide="ignore"):  # identical points: zero variance
+            pts = PCA(n_components=2, random_state=seed).fit_transform(x)
     elif method == "tsne":
         from sklearn.manifold import TSNE
         from threadpoolctl import threadpool_limits
@@ -86,7 +87,7 @@ def read_label_file(path: Path, tracks: LabelledTracks) -> dict[str, dict[str, s
     known = set(tracks.labels)
     out: dict[str, dict[str, str]] = {}
     for line, row in enumerate(rows, 2):
-        r = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        r = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
         key = r["track"]
         if tracks.multi_camera and ":" not in key and r.get("camera"):
             key = f"{r['camera']}:{key}"
