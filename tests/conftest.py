@@ -46,3 +46,35 @@ def msmt_onnx(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def cuhk03_val(shared_data: Path) -> Path:
     return shared_data / "cuhk03" / "val"
+
+
+@pytest.fixture(scope="session")
+def cuhk03_split(cuhk03_val: Path):  # type: ignore[no-untyped-def]
+    """(query ImageSet, gallery ImageSet, query images, gallery images) of CUHK03 val, read once."""
+    import cv2
+
+    from trackreid.datasets import cuhk03_query_gallery
+
+    q, g = cuhk03_query_gallery(cuhk03_val)
+    return q, g, [cv2.imread(str(p)) for p in q.paths], [cv2.imread(str(p)) for p in g.paths]
+
+
+@pytest.fixture(scope="session")
+def cuhk03_features(cuhk03_split):  # type: ignore[no-untyped-def]
+    """``get(weights_path, backend="torch")`` -> (q, g, query features, gallery features), cached per session.
+
+    Embedding CUHK03 val takes 5-10 s per model on 2 cores; every test that needs it shares one run.
+    """
+    from trackreid.embed.factory import build_embedder
+
+    q, g, qi, gi = cuhk03_split
+    cache: dict[tuple[str, str], tuple] = {}
+
+    def get(weights: Path, backend: str = "torch"):  # type: ignore[no-untyped-def]
+        key = (str(weights), backend)
+        if key not in cache:
+            emb = build_embedder(weights, device="cpu", backend=backend, batch_size=64)
+            cache[key] = (q, g, emb.embed(qi), emb.embed(gi))
+        return cache[key]
+
+    return get

@@ -16,13 +16,12 @@ from trackreid.cli.main import main
 from trackreid.datasets import (
     DISTRACTOR_PID,
     ImageSet,
-    cuhk03_query_gallery,
     dataset_query_gallery,
     read_image_set,
     read_query_gallery,
 )
 from trackreid.errors import InputError
-from trackreid.evaluate import embed_image_set, evaluate_features, evaluate_ranking
+from trackreid.evaluate import evaluate_features, evaluate_ranking
 from trackreid.rerank import RerankParams
 
 # --- metrics against hand-computed cases -------------------------------------------------------
@@ -215,38 +214,37 @@ def test_cuhk03_dataset_split(cuhk03_val: Path) -> None:
 # --- real weights, real crops ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def cuhk03_features(msmt_pth: Path, cuhk03_val: Path) -> tuple[ImageSet, ImageSet, np.ndarray, np.ndarray]:
-    """CUHK03-val embeddings with the shared msmt17 .pth, computed once per session."""
-    from trackreid.embed.factory import build_embedder
-
-    q, g = cuhk03_query_gallery(cuhk03_val)
-    emb = build_embedder(msmt_pth, device="cpu", batch_size=64)
-    return q, g, embed_image_set(emb, q), embed_image_set(emb, g)
+Embedded = tuple[ImageSet, ImageSet, np.ndarray, np.ndarray]
 
 
-def cuhk03_metrics(data: tuple[ImageSet, ImageSet, np.ndarray, np.ndarray], **kw: object) -> ev.ReidMetrics:
+@pytest.fixture
+def msmt_embedded(msmt_pth: Path, cuhk03_features) -> Embedded:  # type: ignore[no-untyped-def]
+    """CUHK03-val embeddings with the shared msmt17 .pth (conftest computes them once per session)."""
+    return cuhk03_features(msmt_pth)  # type: ignore[no-any-return]
+
+
+def cuhk03_metrics(data: Embedded, **kw: object) -> ev.ReidMetrics:
     q, g, fq, fg = data
     return evaluate_features(fq, fg, q.pids, g.pids, q.camids, g.camids, **kw)  # type: ignore[arg-type]
 
 
-def test_cuhk03_base_reference(cuhk03_features: tuple[ImageSet, ImageSet, np.ndarray, np.ndarray]) -> None:
-    m = cuhk03_metrics(cuhk03_features)
+def test_cuhk03_base_reference(msmt_embedded: Embedded) -> None:
+    m = cuhk03_metrics(msmt_embedded)
     assert (m.num_query, m.num_gallery, m.num_valid_query) == (451, 487, 451)
     assert m.mAP == pytest.approx(41.0, abs=0.5)
     assert m.rank1 == pytest.approx(40.8, abs=0.5)
 
 
-def test_cuhk03_rerank_reference(cuhk03_features: tuple[ImageSet, ImageSet, np.ndarray, np.ndarray]) -> None:
-    m = cuhk03_metrics(cuhk03_features, rerank=RerankParams())
+def test_cuhk03_rerank_reference(msmt_embedded: Embedded) -> None:
+    m = cuhk03_metrics(msmt_embedded, rerank=RerankParams())
     assert m.mAP == pytest.approx(50.6, abs=0.5)
     assert m.rank1 == pytest.approx(46.6, abs=0.5)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("trackreid.centralize") is None,
                     reason="trackreid.centralize (NFC) is written on another branch; runs once merged")
-def test_cuhk03_nfc_reference(cuhk03_features: tuple[ImageSet, ImageSet, np.ndarray, np.ndarray]) -> None:
-    m = cuhk03_metrics(cuhk03_features, centralize="nfc")
+def test_cuhk03_nfc_reference(msmt_embedded: Embedded) -> None:
+    m = cuhk03_metrics(msmt_embedded, centralize="nfc")
     assert m.mAP == pytest.approx(47.3, abs=0.5)
     assert m.rank1 == pytest.approx(44.1, abs=0.5)
 
@@ -276,7 +274,7 @@ def market_copy(cuhk03_val: Path, root: Path, identities: int = 8) -> dict[str, 
 
 def test_cli_json_equals_library_on_a_market_layout(
         tmp_path: Path, cuhk03_val: Path, msmt_pth: Path, capsys: pytest.CaptureFixture[str],
-        cuhk03_features: tuple[ImageSet, ImageSet, np.ndarray, np.ndarray]) -> None:
+        msmt_embedded: Embedded) -> None:
     names = market_copy(cuhk03_val, tmp_path / "market")
     rc = main(["evaluate", "--reid-model", str(msmt_pth), "--dataset", str(tmp_path / "market"), "--json",
                "--rerank", "--k1", "5", "--k2", "2", "--device", "cpu"])
@@ -285,7 +283,7 @@ def test_cli_json_equals_library_on_a_market_layout(
     for key in ("mAP", "rank1", "rank5", "rank10", "mINP", "num_query", "num_gallery"):
         assert key in out
     # the same images' features from the session fixture, labelled the Market way
-    q, g, fq, fg = cuhk03_features
+    q, g, fq, fg = msmt_embedded
     index = {p.name: (fq if p in q.paths else fg)[i] for s in (q, g) for i, p in enumerate(s.paths)}
     qs, gs = dataset_query_gallery(tmp_path / "market")
     feats_q = np.stack([index[names[f"query/{p.name}"]] for p in qs.paths])

@@ -17,10 +17,13 @@ from trackreid.cli.common import add_common
 from trackreid.errors import TrackReidError
 
 SUBCOMMANDS = (
+    "extract",
+    "demo",
     "models",
     "evaluate",
     "similarity",
     "visualize",
+    "centralize",
 )
 
 

@@ -21,6 +21,7 @@ class Backend(Protocol):
     name: str
     preprocess: Preprocess
     feature_dim: int
+    model_info: dict[str, Any]  # what the weights are: name, path, arch, weights_sha256, ...
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """RGB uint8 (N, H, W, 3) at the model's input size -> float32 (N, D)."""
@@ -37,6 +38,7 @@ class TorchBackend:
     def __init__(self, loaded: LoadedModel, device: torch.device, half: bool = False,
                  channels_last: bool | None = None) -> None:
         self.loaded = loaded
+        self.model_info = loaded.describe()
         self.preprocess = loaded.preprocess
         self.feature_dim = loaded.feature_dim
         self.device = device
@@ -104,6 +106,9 @@ class Embedder:
             if progress:
                 progress(len(chunk))
         return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.backend.model_info, "backend": self.backend.describe(), "batch_size": self.batch_size}
 
     def normalized_input(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """The float32 NCHW network input for ``crops`` (for export checks and debugging)."""

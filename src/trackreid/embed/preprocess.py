@@ -18,15 +18,21 @@ from trackreid.models.registry import Preprocess
 _INTERP = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 
 
+def resize_one(crop: np.ndarray, pre: Preprocess, out: np.ndarray | None = None) -> np.ndarray:
+    """One BGR uint8 crop -> (H, W, 3) uint8 in the model's channel order, written into ``out``."""
+    resized = cv2.resize(crop, (pre.width, pre.height), interpolation=_INTERP[pre.interpolation])
+    if out is None:
+        out = np.empty((pre.height, pre.width, 3), dtype=np.uint8)
+    out[...] = resized[..., ::-1] if pre.channel_order == "RGB" else resized
+    return out
+
+
 def resize_crops(crops: Sequence[np.ndarray], pre: Preprocess) -> np.ndarray:
-    """BGR uint8 crops of any size -> one RGB uint8 batch (N, H, W, 3) at the model's size."""
+    """BGR uint8 crops of any size -> one uint8 batch (N, H, W, 3) at the model's size and order."""
     out = np.empty((len(crops), pre.height, pre.width, 3), dtype=np.uint8)
-    interp = _INTERP[pre.interpolation]
     for i, crop in enumerate(crops):
-        out[i] = cv2.resize(crop, (pre.width, pre.height), interpolation=interp)
-    if pre.channel_order == "RGB":
-        out = out[..., ::-1]
-    return np.ascontiguousarray(out)
+        resize_one(crop, pre, out[i])
+    return out
 
 
 def normalize(batch: np.ndarray, pre: Preprocess) -> np.ndarray:

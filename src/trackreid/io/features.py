@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import pickle  # noqa: S403 - writing the seed's format; reading goes through RestrictedUnpickler
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,13 +122,16 @@ class TrackFeatures:
 
     @classmethod
     def from_tracks(cls, items: list[tuple[int, np.ndarray, np.ndarray, Any]],
-                    meta: dict[str, Any] | None = None) -> TrackFeatures:
-        """Build from ``(track_id, feature (D,), all_features (N, D), frame_indices (N,))`` items."""
+                    meta: dict[str, Any] | None = None, dim: int | None = None) -> TrackFeatures:
+        """Build from ``(track_id, feature (D,), all_features (N, D), frame_indices (N,))`` items.
+
+        ``dim`` gives D when ``items`` may be empty.
+        """
         rows = sorted(items, key=lambda r: r[0])
-        dims = {np.asarray(r[1]).shape[-1] for r in rows}
-        d = dims.pop() if len(dims) == 1 else 0
-        if len(dims) > 0:
-            raise InputError("tracks have features of different dimensions")
+        dims = {np.asarray(r[1]).shape[-1] for r in rows} | ({dim} if dim is not None else set())
+        if len(dims) > 1:
+            raise InputError(f"tracks have features of different dimensions: {sorted(dims)}")
+        d = dims.pop() if dims else 0
         offsets = np.concatenate([[0], np.cumsum([len(np.asarray(r[3])) for r in rows])]).astype(np.int64)
         allf = [np.asarray(r[2], dtype=np.float32).reshape(-1, d) for r in rows]
         return cls(
@@ -206,11 +210,14 @@ def read_features(path: str | Path) -> TrackFeatures:
         path = sibling  # same content, no pickle involved
     if path.suffix == ".npz":
         try:
-            with np.load(path, allow_pickle=False) as z:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # e.g. a bare .npy array renamed to .npz
+                raise ValueError(f"holds one {type(loaded).__name__}, not named arrays")
+            with loaded as z:
                 meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
                 return TrackFeatures(z["track_ids"], z["features"], z["all_features"], z["offsets"],
                                      z["frame_indices"], meta)
-        except (KeyError, ValueError, OSError) as e:
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
             raise InputError(f"{path}: not a trackreid features file ({e}); expected arrays track_ids, "
                              "features, all_features, offsets, frame_indices") from None
     if path.suffix == ".pkl":

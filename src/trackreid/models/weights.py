@@ -62,6 +62,7 @@ class LoadedModel:
             "weights_sha256": self.sha256,
             "feature_dim": self.feature_dim,
             "bnneck": self.model.neck is not None,
+            "denormal_weights_zeroed": self.denormals_zeroed,
             "preprocess": self.preprocess.to_dict(),
         }
 
@@ -305,7 +306,7 @@ def load_model(path: str | Path, arch: str | None = None) -> LoadedModel:
     model.eval()
     denormals = zero_denormals(model)
     if denormals:
-        log.info("%s: set %d subnormal weights to zero (they slow CPU inference)", path, denormals)
+        log.debug("%s: set %d subnormal weights to zero (they slow CPU inference)", path, denormals)
     return LoadedModel(model, name, pre, fmt, path, sha256_file(path), denormals)
 
 

@@ -1,0 +1,159 @@
+"""Which boxes of each track become crops: at most N, spread evenly over the track's life.
+
+``even``: the N boxes nearest to N evenly spaced times between the track's first and last
+frame (all boxes when the track has at most N).
+
+``quality`` (default): the same, but among *usable* boxes first. A box is usable when
+
+* after clipping to the image it keeps at least half of its area,
+* it is at least ``min_height`` x ``min_width`` pixels (after clipping), and
+* no box of the same frame that stands in front of it (its bottom edge is lower in the
+  image, the usual ground-plane cue) covers ``max_occlusion`` or more of its area.
+
+A track with fewer than N usable boxes is topped up with its other boxes, least occluded
+first. Boxes that are empty after clipping, or on frames past the end of the video, are never
+sampled; they are counted in the plan's ``stats``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from trackreid.errors import InputError
+from trackreid.io.mot import Tracks
+
+STRATEGIES = ("quality", "even")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    max_crops_per_track: int = 10
+    strategy: str = "quality"
+    min_height: int = 40
+    min_width: int = 15
+    max_occlusion: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_crops_per_track < 1:
+            raise InputError(f"--max-crops-per-track must be at least 1, got {self.max_crops_per_track}")
+        if self.strategy not in STRATEGIES:
+            raise InputError(f"--sampling {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
+
+
+@dataclass
+class SamplePlan:
+    """The chosen crops, sorted by (track, frame): parallel arrays, boxes in 0-based pixels."""
+
+    track_id: np.ndarray  # (K,) int64
+    frame: np.ndarray  # (K,) int64
+    ordinal: np.ndarray  # (K,) int64, crop number within its track (0..)
+    box: np.ndarray  # (K, 4) int64, x0, y0, x1, y1 (exclusive), clipped to the image
+    track_rows: dict[int, np.ndarray]  # track id -> frames of all its boxes in the tracks file
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def frames_needed(self) -> np.ndarray:
+        return np.unique(self.frame)
+
+
+def pixel_boxes(xywh: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """1-based MOT boxes -> (clipped 0-based x0,y0,x1,y1 int64 boxes, unclipped float boxes)."""
+    raw = np.stack([xywh[:, 0] - 1, xywh[:, 1] - 1, xywh[:, 0] - 1 + xywh[:, 2], xywh[:, 1] - 1 + xywh[:, 3]], 1)
+    r = np.round(raw).astype(np.int64)
+    clipped = np.stack([np.clip(r[:, 0], 0, width), np.clip(r[:, 1], 0, height),
+                        np.clip(r[:, 2], 0, width), np.clip(r[:, 3], 0, height)], 1)
+    return clipped, raw
+
+
+def occlusion(frames: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """For each box, the largest fraction of its area covered by one box in front of it."""
+    out = np.zeros(len(frames))
+    order = np.argsort(frames, kind="stable")
+    f_sorted = frames[order]
+    starts = np.flatnonzero(np.r_[True, f_sorted[1:] != f_sorted[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    for s, e in zip(starts, ends, strict=True):
+        if e - s < 2:
+            continue
+        idx = order[s:e]
+        b = raw[idx]
+        ix = np.clip(np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]), 0, None)
+        iy = np.clip(np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]), 0, None)
+        area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
+        cover = ix * iy / area[:, None]
+        in_front = b[None, :, 3] > b[:, None, 3]  # j's bottom edge is lower than i's
+        np.fill_diagonal(in_front, False)
+        out[idx] = np.where(in_front, cover, 0).max(axis=1)
+    return out
+
+
+def pick_even(frames: np.ndarray, n: int) -> np.ndarray:
+    """Indices of ``n`` entries of sorted ``frames`` nearest to ``n`` evenly spaced times."""
+    m = len(frames)
+    if m <= n:
+        return np.arange(m)
+    targets = np.linspace(frames[0], frames[-1], n)
+    taken = np.zeros(m, dtype=bool)
+    picks = []
+    for t in targets:
+        d = np.abs(frames - t).astype(np.float64)
+        d[taken] = np.inf
+        j = int(np.argmin(d))
+        taken[j] = True
+        picks.append(j)
+    return np.sort(np.asarray(picks))
+
+
+def plan_samples(tracks: Tracks, width: int, height: int, config: SamplingConfig,
+                 frame_count: int | None = None) -> SamplePlan:
+    """Choose the crops of every track (see the module docstring for the rule)."""
+    clipped, raw = pixel_boxes(tracks.xywh, width, height)
+    cw = clipped[:, 2] - clipped[:, 0]
+    ch = clipped[:, 3] - clipped[:, 1]
+    empty = (cw <= 0) | (ch <= 0)
+    past_end = tracks.frame > frame_count if frame_count else np.zeros(len(tracks), dtype=bool)
+    valid = ~empty & ~past_end
+    stats = {"boxes_empty_after_clipping": int(empty.sum()), "boxes_past_end_of_video": int((past_end & ~empty).sum())}
+    occ = occlusion(tracks.frame, raw)
+    raw_area = np.maximum((raw[:, 2] - raw[:, 0]) * (raw[:, 3] - raw[:, 1]), 1e-9)
+    usable = valid & (cw * ch >= 0.5 * raw_area)
+    if config.strategy == "quality":
+        usable &= (ch >= config.min_height) & (cw >= config.min_width) & (occ < config.max_occlusion)
+    else:
+        usable = valid
+    stats["boxes_usable"] = int(usable.sum())
+
+    order = np.lexsort((tracks.frame, tracks.track_id))
+    tid_sorted = tracks.track_id[order]
+    starts = np.flatnonzero(np.r_[True, tid_sorted[1:] != tid_sorted[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    chosen: list[np.ndarray] = []
+    track_rows: dict[int, np.ndarray] = {}
+    n = config.max_crops_per_track
+    topped_up = 0
+    for s, e in zip(starts, ends, strict=True):
+        rows = order[s:e]
+        track_rows[int(tracks.track_id[rows[0]])] = tracks.frame[rows]
+        good = rows[usable[rows]]
+        sel = good[pick_even(tracks.frame[good], n)]
+        if len(sel) < n:
+            rest = rows[valid[rows] & ~usable[rows]]
+            extra = rest[np.argsort(occ[rest], kind="stable")][: n - len(sel)]
+            topped_up += len(extra)
+            sel = np.sort(np.concatenate([sel, extra]))
+            sel = sel[np.argsort(tracks.frame[sel], kind="stable")]
+        chosen.append(sel)
+    stats["crops_topped_up_with_unusable_boxes"] = topped_up
+    idx = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    tid = tracks.track_id[idx]
+    ordinal = np.zeros(len(idx), dtype=np.int64)
+    if len(idx):
+        first = np.r_[True, tid[1:] != tid[:-1]]
+        group_start = np.maximum.accumulate(np.where(first, np.arange(len(idx)), 0))
+        ordinal = np.arange(len(idx)) - group_start
+    stats["crops_planned"] = len(idx)
+    return SamplePlan(tid, tracks.frame[idx], ordinal, clipped[idx], track_rows, stats)
