@@ -18,6 +18,8 @@ from trackreid.errors import TrackReidError
 
 SUBCOMMANDS = (
     "models",
+    "prepare_data",
+    "train",
 )
 
 
