@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where dataset names are looked up (default: $TRACKREID_DATASETS, ./dataset, ./datasets)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop (with a checkpoint, resumable) after this much wall time")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice; 1 can be much faster on a busy CPU)")
     p.add_argument("opts", nargs=argparse.REMAINDER, metavar="KEY VALUE",
                    help="config overrides, e.g. SOLVER.BASE_LR 0.001 OUTPUT_DIR runs/x")
 
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({name: m.to_dict() for name, m in results.items()}, indent=2))
         return 0
     result = train(cfg, resume=args.resume, overwrite=args.overwrite, datasets_root=args.datasets_root,
-                   num_gpus=args.num_gpus, max_minutes=args.max_minutes, progress=progress)
+                   num_gpus=args.num_gpus, max_minutes=args.max_minutes, threads=args.threads,
+                   progress=progress)
     best = result.best_metrics
     best_text = (f"best mAP {best['mAP']:.1f} / rank-1 {best['rank1']:.1f} at epoch {best['epoch']}"
                  if best else "not evaluated")

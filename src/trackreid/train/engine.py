@@ -447,13 +447,20 @@ def train(
     num_gpus: int | None = None,
     stop_after: int | None = None,
     max_minutes: float | None = None,
+    threads: int | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
     """Train (or continue with ``resume``) the run described by ``cfg``; outputs go to ``cfg.output_dir``.
 
     ``stop_after`` (iterations in total) and ``max_minutes`` end the run early, like Ctrl-C:
-    a checkpoint is saved and ``resume=True`` continues from it exactly.
+    a checkpoint is saved and ``resume=True`` continues from it exactly. ``threads`` sets
+    torch's CPU thread count for the process (on a CPU shared with other jobs, fewer threads
+    than cores avoids OpenMP spin-waiting that can slow small batches many-fold).
     """
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads {threads}: expected 1 or more")
+        torch.set_num_threads(threads)
     device = _device(cfg, num_gpus)
     if cfg.cudnn_benchmark and device.type == "cuda":
         torch.backends.cudnn.benchmark = True
