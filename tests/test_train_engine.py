@@ -179,3 +179,18 @@ def test_stop_at_epoch_end_then_resume_is_exact(uninterrupted: Path, tiny_datase
     assert train(cfg, resume=True).finished
     a, b = weights_of(uninterrupted / "model_final.pth"), weights_of(out / "model_final.pth")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_eval_only_and_misplaced_flag(uninterrupted: Path, tiny_dataset: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    argv = ["train", "--quiet", "--config-file", str(SEED_CONFIG), "--eval-only",
+            *overrides(tiny_dataset, uninterrupted, MODEL__WEIGHTS=uninterrupted / "model_best.pth")]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(printed[printed.index("{"):])
+    best = json.loads((uninterrupted / "metrics.json").read_text())["best"]
+    assert result["tiny"]["mAP"] == pytest.approx(best["mAP"], abs=0.05)
+    assert main(["train", "--config-file", str(SEED_CONFIG), "SOLVER.MAX_EPOCH", "2", "--resume"]) == 2
+    assert "--resume comes after the KEY VALUE overrides" in capsys.readouterr().err

@@ -149,3 +149,30 @@ def test_init_from_pretrained_resizes_classifier(msmt_pth: Path) -> None:
     assert torch.equal(model.state_dict()["fc.0.weight"], ref["fc.0.weight"])  # fc kept from the file
     with pytest.raises(ModelError, match="these weights are osnet_x0_25, the config builds osnet_x0_5"):
         init_from(build_model(load_config(None, ["MODEL.BACKBONE.DEPTH", "x0_5"]), 7), msmt_pth, "osnet_x0_5")
+
+
+def test_init_from_fastreid_and_own_checkpoints(msmt_pth: Path, tmp_path: Path) -> None:
+    torchreid_sd = torch.load(msmt_pth, map_location="cpu", weights_only=True)
+    # A FastReID-style OSNet checkpoint: backbone.* without fc, BNNeck at heads.bottleneck.0, a classifier.
+    fast = {f"backbone.{k}": v for k, v in torchreid_sd.items() if not k.startswith(("fc.", "classifier."))}
+    neck_w = torch.rand(128)
+    fast.update({"heads.bottleneck.0.weight": neck_w, "heads.bottleneck.0.bias": torch.zeros(128),
+                 "heads.bottleneck.0.running_mean": torch.zeros(128), "heads.bottleneck.0.running_var": torch.ones(128),
+                 "heads.weight": torch.randn(751, 128)})
+    path = tmp_path / "fastreid_model_final.pth"
+    torch.save({"model": fast, "iteration": 10}, path)
+    cfg = load_config(None, ["MODEL.BACKBONE.DEPTH", "x0_25", "MODEL.BACKBONE.WITH_FC", "False",
+                             "MODEL.BACKBONE.FEAT_DIM", "128"])
+    model = build_model(cfg, num_classes=5)
+    report = init_from(model, path, "osnet_x0_25")
+    assert report.source_format == "fastreid" and [k.split(".")[0] for k in report.new] == ["classifier"]
+    assert torch.equal(model.state_dict()["neck.weight"], neck_w)
+    assert torch.equal(model.state_dict()["conv1.conv.weight"], torchreid_sd["conv1.conv.weight"])
+    # ours (safetensors): everything but the classifier comes back
+    from trackreid.models.weights import save_checkpoint
+
+    ours = tmp_path / "ours.safetensors"
+    save_checkpoint(model, "osnet_x0_25", ours)
+    again = build_model(cfg, num_classes=9)
+    assert [k.split(".")[0] for k in init_from(again, ours, "osnet_x0_25").new] == ["classifier"]
+    assert torch.equal(again.state_dict()["neck.weight"], neck_w)

@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(
         f"{summary.identities_total} identities found; {summary.dropped_identities} left out with fewer than "
-        f"{summary.min_images} crops ({summary.dropped_images} images). Test identities: "
+        f"{summary.min_images} crops ({summary.dropped_images} image{'' if summary.dropped_images == 1 else 's'}). "
+        f"Test identities: "
         f"{summary.query_by_camera} with query and gallery from different cameras, {summary.query_by_time} "
         f"split in time within one camera. Details: {Path(summary.output_dir) / 'prepare_summary.json'}"
     )

@@ -42,15 +42,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trackreid.cli.progress import make_progress
+    from trackreid.errors import InputError
     from trackreid.train.config import load_config
     from trackreid.train.engine import evaluate_weights, train
 
+    flags = [o for o in args.opts if o.startswith("--")]
+    if flags:
+        raise InputError(f"{flags[0]} comes after the KEY VALUE overrides, which take the rest of the line; "
+                         f"put {flags[0]} before them")
     cfg = load_config(args.config_file, args.opts)
     progress = make_progress(args.quiet)
     if args.eval_only:
         for n in cfg.notes:
             print(f"note: {n}")
-        results = evaluate_weights(cfg, datasets_root=args.datasets_root, num_gpus=args.num_gpus, progress=progress)
+        results = evaluate_weights(cfg, datasets_root=args.datasets_root, num_gpus=args.num_gpus,
+                                   threads=args.threads, progress=progress)
         print(json.dumps({name: m.to_dict() for name, m in results.items()}, indent=2))
         return 0
     result = train(cfg, resume=args.resume, overwrite=args.overwrite, datasets_root=args.datasets_root,

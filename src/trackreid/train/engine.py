@@ -47,7 +47,7 @@ from trackreid.train.sampler import build_sampler
 
 log = logging.getLogger(__name__)
 
-OUR_FILES = ("config.yaml", "metrics.csv", "metrics.json", "curves.png", ckpt.LAST)
+OUR_FILES = ("config.yaml", "metrics.csv", "metrics.json", "curves.png", "model_final.safetensors", ckpt.LAST)
 # Keys that may change between a run and its --resume (they do not change what is learned).
 RESUME_MAY_CHANGE = ("SOLVER.MAX_EPOCH", "TEST.EVAL_PERIOD", "SOLVER.CHECKPOINT_PERIOD", "DATALOADER.NUM_WORKERS",
                      "TEST.IMS_PER_BATCH", "OUTPUT_DIR", "MODEL.DEVICE", "MODEL.WEIGHTS",
@@ -91,6 +91,13 @@ def _stop_on_sigint() -> Iterator[threading.Event]:
         yield flag
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads {threads}: expected 1 or more")
+        torch.set_num_threads(threads)
 
 
 def _device(cfg: TrainConfig, num_gpus: int | None) -> torch.device:
@@ -457,15 +464,12 @@ def train(
     torch's CPU thread count for the process (on a CPU shared with other jobs, fewer threads
     than cores avoids OpenMP spin-waiting that can slow small batches many-fold).
     """
-    if threads is not None:
-        if threads < 1:
-            raise InputError(f"--threads {threads}: expected 1 or more")
-        torch.set_num_threads(threads)
+    _set_threads(threads)
     device = _device(cfg, num_gpus)
     if cfg.cudnn_benchmark and device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    run = _Run(cfg, device, datasets_root, progress or NullProgress())  # reads and checks the data first
     out = _prepare_output(cfg, resume, overwrite)
-    run = _Run(cfg, device, datasets_root, progress or NullProgress())
     resume_from = ckpt.last_checkpoint(out) if resume else None
     if resume_from is None:
         run.initialise()
@@ -506,11 +510,13 @@ def _save_safetensors(run: _Run, path: Path) -> None:
 
 def evaluate_weights(
     cfg: TrainConfig, weights: str | Path | None = None, *, datasets_root: str | Path | None = None,
-    num_gpus: int | None = None, progress: Progress | None = None,
+    num_gpus: int | None = None, threads: int | None = None, progress: Progress | None = None,
 ) -> dict[str, ReidMetrics]:
     """``--eval-only``: evaluate ``weights`` (default ``MODEL.WEIGHTS``) on every ``DATASETS.TESTS`` set."""
     from trackreid.models.weights import load_model
     from trackreid.models.zoo import resolve_weights
+
+    _set_threads(threads)
 
     spec = weights or cfg.model.weights
     if not spec:

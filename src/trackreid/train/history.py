@@ -55,12 +55,15 @@ def plot_curves(output_dir: Path, history: list[dict[str, Any]]) -> Path | None:
     if evald:
         ax2.plot([r["epoch"] for r in evald], [r["mAP"] for r in evald], marker="o", label="mAP")
         ax2.plot([r["epoch"] for r in evald], [r["rank1"] for r in evald], marker="s", label="rank-1")
-        ax2.legend()
     ax2.plot(epochs, [100 * r["train_acc"] for r in history], linestyle="--", label="train accuracy")
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("%")
     ax2.legend()
     ax2.grid(alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     path = output_dir / "curves.png"
     with atomic_path(path) as tmp:

@@ -43,8 +43,9 @@ def preprocess_of(cfg: TrainConfig, test: bool = True) -> Preprocess:
     """How images are fed to the network, as recorded in checkpoints for extraction."""
     h, w = cfg.input.size_test if test else cfg.input.size_train
     m, s = cfg.model.pixel_mean, cfg.model.pixel_std
-    return Preprocess(height=h, width=w, mean=(m[0] / 255, m[1] / 255, m[2] / 255),
-                      std=(s[0] / 255, s[1] / 255, s[2] / 255), interpolation=cfg.input.interpolation)
+    mean = (round(m[0] / 255, 7), round(m[1] / 255, 7), round(m[2] / 255, 7))  # 0.224, not 0.22399999999999998
+    std = (round(s[0] / 255, 7), round(s[1] / 255, 7), round(s[2] / 255, 7))
+    return Preprocess(height=h, width=w, mean=mean, std=std, interpolation=cfg.input.interpolation)
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> OSNet:
