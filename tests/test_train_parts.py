@@ -176,3 +176,27 @@ def test_init_from_fastreid_and_own_checkpoints(msmt_pth: Path, tmp_path: Path) 
     again = build_model(cfg, num_classes=9)
     assert [k.split(".")[0] for k in init_from(again, ours, "osnet_x0_25").new] == ["classifier"]
     assert torch.equal(again.state_dict()["neck.weight"], neck_w)
+
+
+@pytest.mark.parametrize("opt", ["Adam", "AMSGrad", "AdamW", "SGD"])
+def test_optimizers_step_with_fastreid_param_groups(opt: str) -> None:
+    from trackreid.train.model import build_optimizer
+
+    cfg = load_config(None, ["MODEL.BACKBONE.DEPTH", "tiny", "MODEL.BACKBONE.FEAT_DIM", "64", "SOLVER.OPT", opt,
+                             "SOLVER.HEADS_LR_FACTOR", "10", "SOLVER.BIAS_LR_FACTOR", "2",
+                             "SOLVER.WEIGHT_DECAY_NORM", "0"])
+    torch.manual_seed(0)
+    model = build_model(cfg, num_classes=3).train()
+    optim = build_optimizer(model, cfg.solver)
+    groups = {g["name"]: g for g in optim.param_groups}
+    base = cfg.solver.base_lr
+    assert groups["conv1.conv.weight"]["lr"] == pytest.approx(base)
+    assert groups["classifier.weight"]["lr"] == pytest.approx(10 * base)
+    assert groups["fc.0.bias"]["lr"] == pytest.approx(2 * base)
+    assert groups["conv1.bn.weight"]["weight_decay"] == 0
+    assert (opt == "AMSGrad") == bool(optim.param_groups[0].get("amsgrad", False))
+    before = model.conv1.conv.weight.detach().clone()
+    logits, _ = model(torch.randn(4, 3, 64, 32))
+    F.cross_entropy(logits, torch.tensor([0, 1, 2, 0])).backward()
+    optim.step()
+    assert not torch.equal(before, model.conv1.conv.weight)
