@@ -24,6 +24,8 @@ SUBCOMMANDS = (
     "similarity",
     "visualize",
     "centralize",
+    "prepare_data",
+    "train",
 )
 
 
