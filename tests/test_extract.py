@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -86,6 +87,10 @@ def test_outputs_have_the_seed_structure(scene: Scene, embedder, tmp_path: Path)
     assert meta["video"]["frame_count"] == 30 and meta["command"] == {"x": 1}
     assert "L2-normalised" in meta["features"]["normalization"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("track_features.npz", "track_features.pkl", "track_metadata.json"):
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_video_file_and_frame_folder_give_identical_results(scene: Scene, embedder) -> None:  # type: ignore[no-untyped-def]

@@ -20,9 +20,14 @@ SUBCOMMANDS = (
     "extract",
     "demo",
     "models",
+    "evaluate",
+    "similarity",
+    "visualize",
     "centralize",
     "export_onnx",
     "reduce",
+    "prepare_data",
+    "train",
 )
 
 

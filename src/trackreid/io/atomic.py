@@ -25,6 +25,12 @@ def _explain(path: Path, e: OSError) -> OutputError:
     return OutputError(f"{path}: cannot write ({hint})")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary file path in ``path``'s folder; rename it to ``path`` on success."""
@@ -33,6 +39,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
+        os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     except OSError as e:
         raise _explain(path, e) from None
     tmp = Path(name)
@@ -54,6 +61,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        os.chmod(tmp, 0o777 & ~_umask())
     except OSError as e:
         raise _explain(path, e) from None
     try:
