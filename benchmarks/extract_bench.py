@@ -111,9 +111,15 @@ def worker(args: argparse.Namespace) -> dict[str, float]:
         import cv2
 
         from trackreid.embed.preprocess import normalize, resize_crops
+        from trackreid.models.weights import load_model
 
+        if args.weights:
+            model = load_model(args.weights).model.eval()
+        else:
+            from trackreid.models.registry import create_model
+
+            model = create_model(args.arch).eval()
         emb = _embedder(args)
-        model = emb.backend.model.to(memory_format=torch.contiguous_format)
         src, plan = _plan(video, tracks, args.crops)
         t0 = time.perf_counter()
         cap = cv2.VideoCapture(str(video))

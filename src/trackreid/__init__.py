@@ -2,12 +2,14 @@
 
 The public API (each CLI subcommand is one of these calls)::
 
-    from trackreid import create_model, load_model, build_embedder, read_features
+    from trackreid import build_embedder, extract, read_features, evaluate_model, nfc
 """
 
 from __future__ import annotations
 
 import os as _os
+import sys as _sys
+import types as _types
 
 __version__ = "0.1.0"
 
@@ -19,15 +21,26 @@ __version__ = "0.1.0"
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = [
+    "ExtractConfig",
     "TrackReidError",
     "TrackFeatures",
+    "Tracks",
     "build_embedder",
+    "centralize",
     "create_model",
+    "evaluate_features",
+    "evaluate_model",
     "evaluate_ranking",
     "export_onnx",
+    "extract",
+    "k_reciprocal_rerank",
     "load_model",
+    "nfc",
+    "prepare_dataset",
     "read_features",
+    "read_mot",
     "reduce_file",
+    "track_centers",
     "write_features",
     "__version__",
 ]
@@ -44,11 +57,42 @@ def __getattr__(name: str) -> object:
         "create_model": "trackreid.models.registry",
         "load_model": "trackreid.models.weights",
         "evaluate_ranking": "trackreid.evaluate",
+        "evaluate_features": "trackreid.evaluate",
+        "evaluate_model": "trackreid.evaluate",
+        "k_reciprocal_rerank": "trackreid.rerank",
+        "extract": "trackreid.extract",
+        "ExtractConfig": "trackreid.extract",
+        "read_mot": "trackreid.io.mot",
+        "Tracks": "trackreid.io.mot",
+        "centralize": "trackreid.centralize",
+        "nfc": "trackreid.centralize",
+        "track_centers": "trackreid.centralize",
+        "prepare_dataset": "trackreid.prepare_data",
         "export_onnx": "trackreid.export",
         "reduce_file": "trackreid.reduce",
     }
     if name in lazy:
         import importlib
 
-        return getattr(importlib.import_module(lazy[name]), name)
+        value = getattr(importlib.import_module(lazy[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'trackreid' has no attribute {name!r}")
+
+
+class _Package(_types.ModuleType):
+    """Keeps ``trackreid.extract`` / ``trackreid.centralize`` the functions of those names.
+
+    Importing a submodule binds it to the package attribute of the same name; for the
+    functions the public API exports under a submodule's name, that binding is skipped (the
+    submodule stays importable as ``from trackreid.extract import ...``).
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _FUNCTIONS_NAMED_LIKE_MODULES and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_FUNCTIONS_NAMED_LIKE_MODULES = frozenset({"extract", "centralize"})
+_sys.modules[__name__].__class__ = _Package
