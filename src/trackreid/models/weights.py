@@ -117,9 +117,8 @@ def safe_torch_load(path: Path) -> Any:
         raise UnsafeFileError(
             f"{path}: refused to load: unpickling it would import and run {what}. trackreid only "
             "loads tensors (torch.load weights_only=True). If you trust the file and its origin, "
-            "convert it once in a separate Python session: "
-            "sd = torch.load(path, weights_only=False); "
-            "torch.save({k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}, 'clean.pth')"
+            "convert it once, in a separate Python session: load it with weights_only=False, keep "
+            "only the tensors of its state dict, and torch.save them to a new file (docs/formats.md)"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise ModelError(f"{path}: not a readable PyTorch checkpoint ({e}). Expected a .pth/.pt file "
