@@ -111,6 +111,7 @@ class _Producer(threading.Thread):
         batch = np.empty((bs, pre.height, pre.width, 3), dtype=np.uint8)
         rows: list[int] = []
         last = 0
+        t0 = time.perf_counter()
         for k, img in self.source.frames(plan.frames_needed()):
             if self.stop.is_set():
                 return
@@ -127,7 +128,8 @@ class _Producer(threading.Thread):
                         return
                     batch = np.empty_like(batch)
                     rows = []
-            self.progress.advance(k - last, crops=int(hi))
+            rate = hi / max(time.perf_counter() - t0, 1e-9)
+            self.progress.advance(k - last, crops=int(hi), crops_per_s=f"{rate:.1f}")
             last = k
         if rows:
             self._put((batch[: len(rows)], rows))
