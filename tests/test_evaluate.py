@@ -308,3 +308,20 @@ def test_cli_errors_are_one_line(tmp_path: Path, msmt_pth: Path, capsys: pytest.
                  "--gallery", str(tmp_path / "g"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "cannot read this image" in err and "0001_c2s1_000001_00.jpg" in err
+
+
+def test_prepared_dataset_views_keep_time_segments_apart(tmp_path: Path) -> None:
+    """prepare-data splits a single-camera track in time as c1s1 (query) / c1s2 (gallery)."""
+    import cv2
+    import numpy as np
+
+    from trackreid.datasets import read_image_set
+
+    img = np.zeros((8, 4, 3), np.uint8)
+    for split, name in [("query", "0003_c1s1_000001_00.jpg"), ("gallery", "0003_c1s2_000005_00.jpg"),
+                        ("gallery", "0004_c2s1_000001_00.jpg")]:
+        (tmp_path / split / name[:4]).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / split / name[:4] / name), img)
+    q = read_image_set(tmp_path / "query", "fastreid")
+    g = read_image_set(tmp_path / "gallery", "fastreid")
+    assert q.camids[0] != g.camids[list(g.pids).index(3)]  # same camera, other segment: a valid match

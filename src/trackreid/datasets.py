@@ -36,6 +36,10 @@ DISTRACTOR_PID = -2
 _CUHK = re.compile(r"^(\d+)_(\d+)$")
 _MARKET = re.compile(r"^(-?\d+)_c(\d+)")
 _CAMERA_IN_NAME = re.compile(r"(?:^|[_\-])c(?:am(?:era)?)?(\d+)", re.IGNORECASE)
+# In <pid>/ folders, a Market-style "_c2s1_" names a view: camera 2, time segment 1. That is how
+# `trackreid prepare-data` keeps the two halves of a single-camera track apart (the trainer
+# reads it the same way, trackreid.train.data), so the camera rule only ignores the same view.
+_VIEW_IN_NAME = re.compile(r"^-?\d+_c(\d+)s(\d+)_")
 _GALLERY_NAMES = ("gallery", "bounding_box_test")
 
 
@@ -111,6 +115,9 @@ class _Ids:
 
 def _camera_label(path: Path, camera_from: str) -> str:
     if camera_from == "name":
+        view = _VIEW_IN_NAME.match(path.stem)
+        if view:
+            return str(int(view.group(1)) * 1000 + int(view.group(2)))  # numeric: the same id in every split
         m = _CAMERA_IN_NAME.search(path.stem)
         if not m:
             raise InputError(f"{path}: no camera in the file name (expected c3, cam3 or camera3, as in "
