@@ -228,3 +228,30 @@ def test_real_mot17_crops_are_closest_to_their_own_track(shared_data: Path, msmt
     print(f"MOT17-mini: {hits}/{total} crops nearest to their own track mean ({rate:.1%})")
     assert total > 500
     assert rate >= 0.9
+
+
+def test_sparse_samples_seek_by_keyframe_and_get_the_same_frames(scene: Scene, tmp_path: Path) -> None:
+    """H.264 with a keyframe every 10 frames: a few wanted frames are reached by seeking."""
+    import av
+
+    from trackreid.io.video import VideoFileSource
+
+    video = tmp_path / "gop10.mp4"
+    with av.open(str(video), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"g": "10", "bf": "2", "crf": "10"})
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for png in sorted(scene.folder.iterdir()):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(cv2.imread(str(png)), format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    wanted = [3, 27]  # 2 of 3 groups: not worth seeking; [27] alone: 1 of 3 groups
+    seeking, forward = VideoFileSource(video, seek=True), VideoFileSource(video, seek=False)
+    a = list(seeking.frames([27]))
+    b = list(forward.frames([27]))
+    assert [k for k, _ in a] == [k for k, _ in b] == [27]
+    assert np.array_equal(a[0][1], b[0][1])
+    assert abs(int(a[0][1][0, 0, 0]) - 27) <= 3  # the background encodes the frame number
+    assert seeking.frames_read < 10 < forward.frames_read  # only the last group was decoded
+    c = list(VideoFileSource(video, seek=True).frames(wanted))
+    assert [k for k, _ in c] == wanted

@@ -59,6 +59,7 @@ class ExtractConfig:
     tracks_format: str = "auto"
     overwrite: bool = False
     queue_batches: int = 3
+    seek: bool = True  # sparse samples: skip groups of pictures that hold none (PyAV; checked)
 
 
 @dataclass
@@ -233,7 +234,7 @@ def extract(
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
         check_output_dir(out, config.overwrite, OUTPUTS)
-    src = FrameSource.open(source)
+    src = FrameSource.open(source, seek=config.seek)
     if isinstance(tracks, Tracks):
         trk, tracks_path = tracks, None
     else:

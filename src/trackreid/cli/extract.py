@@ -26,7 +26,7 @@ Writes to --output-dir:
 
 Tracks: MOT rows frame,id,left,top,width,height[,conf,x,y,z] (1-based), comma or space
 separated; ground truth (9 columns) is filtered to flag=1 pedestrians. Frames are counted
-from 1 in decoding order (never seeked).
+from 1 in presentation order, never seeked by index (see docs/formats.md).
 """
 
 
@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--min-box-height", type=int, default=40, help="quality sampling: smallest usable box height")
     s.add_argument("--min-visibility", type=float, default=0.0, help="ground truth only: drop boxes less visible")
     s.add_argument("--frame-offset", type=int, default=0, help="add to frame numbers (1 for 0-based files)")
+    s.add_argument("--no-seek", action="store_true",
+                   help="always decode the video forward from its first frame (by default, when the sampled "
+                        "frames lie in few groups of pictures, the others are skipped by keyframe seeks)")
     m = p.add_argument_group("model and speed")
     m.add_argument("--reid-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="network input size (default: the model's, 256 128)")
@@ -79,7 +82,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     sampling = SamplingConfig(max_crops_per_track=args.max_crops_per_track, strategy=args.sampling,
                               min_height=args.min_box_height)
     config = ExtractConfig(sampling=sampling, save_crops=args.save_crops, frame_offset=args.frame_offset,
-                           min_visibility=args.min_visibility, overwrite=args.overwrite)
+                           min_visibility=args.min_visibility, overwrite=args.overwrite, seek=not args.no_seek)
     return embedder, config
 
 

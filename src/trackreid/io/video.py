@@ -4,11 +4,15 @@ Frame ``k`` is the ``k``-th decoded frame (or the ``k``-th image by name). A sou
 seeks by frame index (OpenCV's ``CAP_PROP_POS_FRAMES`` lands on wrong frames with B-frames
 and variable frame rate): :meth:`FrameSource.frames` walks forward, *grabs* every frame but
 only *retrieves* (converts to pixels) the frames asked for, and stops after the last one.
+When the frames asked for lie in few groups of pictures, :class:`_GopIndex` reaches them by
+keyframe seeks instead, numbering frames by their presentation timestamps (checked).
 """
 
 from __future__ import annotations
 
+import bisect
 import configparser
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,6 +22,8 @@ import cv2
 import numpy as np
 
 from trackreid.errors import InputError
+
+log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -51,18 +57,21 @@ class FrameSource:
         raise NotImplementedError
 
     @staticmethod
-    def open(source: str | Path) -> FrameSource:
+    def open(source: str | Path, seek: bool = True) -> FrameSource:
         path = Path(source)
         if path.is_dir():
             return ImageFolderSource(path)
         if not path.exists():
             raise InputError(f"{path}: no such video file or frame folder (--source)")
-        return VideoFileSource(path)
+        return VideoFileSource(path, seek)
 
 
 class VideoFileSource(FrameSource):
-    def __init__(self, path: Path) -> None:
+    """A video file. ``seek=True`` lets sparse samples skip whole groups of pictures (PyAV)."""
+
+    def __init__(self, path: Path, seek: bool = True) -> None:
         self.path = path
+        self.seek = seek
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
             raise InputError(f"{path}: cannot open as a video (not a video, corrupt, or an unsupported codec); "
@@ -80,6 +89,21 @@ class VideoFileSource(FrameSource):
         todo = sorted(set(wanted))
         if not todo:
             return
+        index = _GopIndex.read(self.path) if self.seek else None
+        if index is not None and index.worth_seeking(todo):
+            done: set[int] = set()
+            try:
+                for k, img in index.decode(todo, self):
+                    done.add(k)
+                    yield k, img
+                return
+            except _SeekUnreliable as e:
+                log.info("%s: seeking by keyframe gave up (%s); decoding forward from the start", self.path, e)
+                todo = [k for k in todo if k not in done]
+        yield from self._forward(todo)
+
+    def _forward(self, todo: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """The default: grab every frame from the first, retrieve only the wanted ones."""
         cap = cv2.VideoCapture(str(self.path))
         try:
             k = 0
@@ -105,6 +129,90 @@ class VideoFileSource(FrameSource):
             self.last_frame = max(self.last_frame, k)
         finally:
             cap.release()
+
+
+class _SeekUnreliable(Exception):
+    """The container's timestamps cannot be trusted to number frames; decode forward instead."""
+
+
+@dataclass
+class _GopIndex:
+    """Presentation timestamps of every frame and of the keyframes, from demuxing (no decoding).
+
+    Frame ``k`` is the frame with the ``k``-th smallest timestamp: the same numbering as
+    decoding forward, as long as every packet holds one frame and timestamps are unique (both
+    checked). Wanted frames are then reached by seeking to the keyframe before them and
+    decoding forward to them; every decoded frame's timestamp is checked against the index.
+    """
+
+    pts: list[int]  # sorted presentation timestamps, one per frame
+    keys: list[int]  # sorted keyframe timestamps
+
+    @classmethod
+    def read(cls, path: Path) -> _GopIndex | None:
+        try:
+            import av
+        except ImportError:
+            return None
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                pts: list[int] = []
+                keys: list[int] = []
+                for packet in container.demux(stream):
+                    if packet.size == 0:
+                        continue  # flush packet
+                    if packet.pts is None:
+                        return None
+                    pts.append(int(packet.pts))
+                    if packet.is_keyframe:
+                        keys.append(int(packet.pts))
+        except (av.FFmpegError, IndexError, OSError):
+            return None
+        if not pts or not keys or len(set(pts)) != len(pts):
+            return None
+        return cls(sorted(pts), sorted(keys))
+
+    def gop_of(self, k: int) -> int:
+        return bisect.bisect_right(self.keys, self.pts[k - 1]) - 1
+
+    def worth_seeking(self, todo: list[int]) -> bool:
+        """Seek only when the wanted frames lie in at most a third of the groups of pictures."""
+        if todo[-1] > len(self.pts) or self.gop_of(todo[0]) < 0:
+            return False
+        return len({self.gop_of(k) for k in todo}) * 3 <= len(self.keys)
+
+    def decode(self, todo: list[int], source: VideoFileSource) -> Iterator[tuple[int, np.ndarray]]:
+        import av
+
+        number = {p: i + 1 for i, p in enumerate(self.pts)}
+        by_gop: dict[int, list[int]] = {}
+        for k in todo:
+            by_gop.setdefault(self.gop_of(k), []).append(k)
+        decoded = 0
+        try:
+            with av.open(str(source.path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for gop, ks in sorted(by_gop.items()):
+                    want = set(ks)
+                    container.seek(self.keys[gop], stream=stream, backward=True, any_frame=False)
+                    for frame in container.decode(stream):
+                        decoded += 1
+                        idx = number.get(frame.pts) if frame.pts is not None else None
+                        if idx is None:
+                            raise _SeekUnreliable(f"a decoded frame has timestamp {frame.pts}, not in the index")
+                        if idx in want:
+                            yield idx, frame.to_ndarray(format="bgr24")
+                            want.discard(idx)
+                        if not want:
+                            break
+                    if want:
+                        raise _SeekUnreliable(f"frames {sorted(want)[:3]} not reached after the keyframe")
+                    source.frames_read = decoded
+        except av.FFmpegError as e:
+            raise _SeekUnreliable(str(e)) from None
+        source.last_frame = len(self.pts)
 
 
 class ImageFolderSource(FrameSource):
