@@ -59,7 +59,7 @@ class ExtractConfig:
     tracks_format: str = "auto"
     overwrite: bool = False
     queue_batches: int = 3
-    seek: bool = True  # sparse samples: skip groups of pictures that hold none (PyAV; checked)
+    seek: bool = True  # sparse samples: skip groups of pictures that hold none (PyAV; timestamps checked)
 
 
 @dataclass

@@ -177,10 +177,15 @@ class _GopIndex:
         return bisect.bisect_right(self.keys, self.pts[k - 1]) - 1
 
     def worth_seeking(self, todo: list[int]) -> bool:
-        """Seek only when the wanted frames lie in at most a third of the groups of pictures."""
+        """Seek when it decodes less than half of what the forward pass would (to the last wanted frame)."""
         if todo[-1] > len(self.pts) or self.gop_of(todo[0]) < 0:
             return False
-        return len({self.gop_of(k) for k in todo}) * 3 <= len(self.keys)
+        first_frame = {key: bisect.bisect_left(self.pts, key) + 1 for key in self.keys}  # frame number of each keyframe
+        last_in_gop: dict[int, int] = {}
+        for k in todo:
+            last_in_gop[self.gop_of(k)] = k
+        seek_cost = sum(k - first_frame[self.keys[g]] + 1 for g, k in last_in_gop.items())
+        return 2 * seek_cost <= todo[-1]
 
     def decode(self, todo: list[int], source: VideoFileSource) -> Iterator[tuple[int, np.ndarray]]:
         import av

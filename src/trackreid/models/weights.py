@@ -19,6 +19,7 @@ import logging
 import pickle  # noqa: S403 - only for its exception type
 import pickletools
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -109,7 +110,11 @@ def _pickle_globals(path: Path) -> list[str]:
 def safe_torch_load(path: Path) -> Any:
     """``torch.load(weights_only=True)``; unsafe content becomes an :class:`UnsafeFileError`."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols it does not expect just before it refuses them;
+            # the refusal below says more.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         suspects = [g for g in _pickle_globals(path) if not g.startswith(_TORCH_SAFE_GLOBALS)]
