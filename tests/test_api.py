@@ -19,3 +19,13 @@ def test_from_import_gets_functions_even_after_the_submodule_was_imported() -> N
 
     assert callable(centralize) and not isinstance(centralize, types.ModuleType)
     assert callable(extract) and not isinstance(extract, types.ModuleType)
+
+
+def test_cli_help_does_not_import_torch() -> None:
+    """`trackreid --help` and argument errors stay instant: building the parser loads no torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, trackreid.cli.main as m; m.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -200,3 +200,32 @@ def test_optimizers_step_with_fastreid_param_groups(opt: str) -> None:
     F.cross_entropy(logits, torch.tensor([0, 1, 2, 0])).backward()
     optim.step()
     assert not torch.equal(before, model.conv1.conv.weight)
+
+
+def _write(folder: Path, names: list[str]) -> None:
+    for name in names:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), np.zeros((8, 4, 3), np.uint8))
+
+
+def test_training_evaluation_reads_query_and_gallery_like_evaluate(tmp_path: Path) -> None:
+    """One reader for both: Market keeps distractors and the camera-only rule; seed names have no camera."""
+    from trackreid.datasets import DISTRACTOR_PID, dataset_query_gallery
+
+    market = tmp_path / "market"
+    _write(market, ["bounding_box_train/0002_c1s1_000001_00.jpg", "query/0001_c1s1_000001_00.jpg",
+                    "bounding_box_test/0001_c1s2_000100_00.jpg", "bounding_box_test/0001_c2s1_000001_00.jpg",
+                    "bounding_box_test/0000_c1s1_000001_00.jpg", "bounding_box_test/-1_c1s1_000001_00.jpg"])
+    ds = read_dataset(market)
+    q, g = dataset_query_gallery(market)
+    assert ds.query is not None and ds.gallery is not None
+    assert np.array_equal(ds.gallery.pids, g.pids) and np.array_equal(ds.gallery.camids, g.camids)
+    assert DISTRACTOR_PID in ds.gallery.pids.tolist() and -1 not in ds.gallery.pids.tolist()
+    same_camera = ds.gallery.camids[ds.gallery.pids == 1]
+    assert sorted(same_camera.tolist()) == [1, 2]  # c1s2 is camera 1 (ignored for the c1 query), c2s1 camera 2
+    seed = tmp_path / "seed"
+    _write(seed, ["train/0001/img_001.jpg", "query/0002/img_001.jpg", "gallery/0002/img_002.jpg"])
+    ds = read_dataset(seed)
+    assert ds.query is not None and ds.gallery is not None
+    assert ds.query.camids.tolist() == [0] and ds.gallery.camids.tolist() == [1]

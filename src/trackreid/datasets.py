@@ -184,6 +184,12 @@ def read_query_gallery(query_dir: Path, gallery_dir: Path, fmt: str = "auto",
         if fq != fg:
             raise InputError(f"{query_dir} looks like {fq} but {gallery_dir} like {fg}; pass --format")
         fmt = fq
+    if camera_from == "auto":
+        # every file name carries a camera (or a prepare-data view): use it; else query and
+        # gallery count as different cameras (the seed's layout, img_001.jpg, has none)
+        named = all(_VIEW_IN_NAME.match(p.stem) or _CAMERA_IN_NAME.search(p.stem)
+                    for d in (query_dir, gallery_dir) for p in list_images(d))
+        camera_from = "name" if named or fmt != "fastreid" else "split"
     if fmt != "fastreid" and camera_from not in ("name", "split"):
         raise InputError(f"--camera-from {camera_from!r} applies to --format fastreid only "
                          f"({fmt} names carry their camera)")

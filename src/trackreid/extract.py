@@ -206,8 +206,9 @@ def _track_table(plan: SamplePlan, tf: TrackFeatures, save_crops: bool) -> dict[
         entry["num_crops"] = len(fr)
         if save_crops and i is not None:
             m = plan.track_id == tid
+            embedded = set(fr)
             entry["crops"] = [f"{CROPS_DIR}/{crop_name(tid, int(f), int(o))}"
-                              for f, o in zip(plan.frame[m], plan.ordinal[m], strict=True) if int(f) in set(fr)]
+                              for f, o in zip(plan.frame[m], plan.ordinal[m], strict=True) if int(f) in embedded]
         if i is None:
             entry["skipped"] = "no usable box (all empty after clipping or past the end of the video)"
         table[str(tid)] = entry

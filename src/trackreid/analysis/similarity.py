@@ -23,6 +23,7 @@ import numpy as np
 
 from trackreid.analysis.plotting import category_colors, new_figure, save_png
 from trackreid.analysis.tracks import LabelledTracks
+from trackreid.embed.preprocess import l2_normalize
 from trackreid.errors import InputError
 from trackreid.io.atomic import atomic_path, check_output_dir
 
@@ -46,8 +47,7 @@ class SimilarityResult:
 
 def cosine_similarity_matrix(features: np.ndarray) -> np.ndarray:
     """(T, T) cosine similarity of L2-normalised rows, exactly symmetric, diagonal 1."""
-    f = np.asarray(features, dtype=np.float32)
-    f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    f = l2_normalize(np.asarray(features, dtype=np.float32))
     s = f @ f.T
     s = (s + s.T) / 2
     np.fill_diagonal(s, 1.0)

@@ -9,11 +9,13 @@ both, so torch and onnxruntime see identical input.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from trackreid.models.registry import Preprocess
+if TYPE_CHECKING:  # annotations only: importing the registry would pull in torch
+    from trackreid.models.registry import Preprocess
 
 _INTERP = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}
 

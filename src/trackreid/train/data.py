@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trackreid.datasets import IMAGE_SUFFIXES, ImageSet
+from trackreid.datasets import IMAGE_SUFFIXES, ImageSet, dataset_query_gallery
 from trackreid.embed.preprocess import resize_crops
 from trackreid.errors import InputError
 from trackreid.models.registry import Preprocess
@@ -102,6 +102,13 @@ def _image_set(paths: list[Path], pids: list[int], views: list[int | None], defa
     return ImageSet(paths, np.asarray(pids, dtype=np.int64), cams)
 
 
+def _has_images(folder: Path) -> Path | None:
+    """``folder`` if it holds at least one image (in it or one level down), else None."""
+    if not folder.is_dir():
+        return None
+    return folder if any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.rglob("*")) else None
+
+
 def resolve_dataset(name: str, root: str | Path | None = None) -> Path:
     """A dataset name from ``DATASETS.NAMES`` -> its folder: a path, or ``<root>/<name>``.
 
@@ -128,25 +135,21 @@ def read_dataset(folder: Path, name: str | None = None) -> ReidDataset:
     """Read a prepared folder (``train/ query/ gallery/``) or a Market-1501 folder."""
     folder = Path(folder)
     names: dict[str, int] = {}
-    test_names: dict[str, int] = {}
     if (folder / "bounding_box_train").is_dir():
         tr = _read_market_split(folder / "bounding_box_train", names)
-        q = _read_market_split(folder / "query", test_names) if (folder / "query").is_dir() else None
-        g = (_read_market_split(folder / "bounding_box_test", test_names)
-             if (folder / "bounding_box_test").is_dir() else None)
+        q_dir, g_dir = _has_images(folder / "query"), _has_images(folder / "bounding_box_test")
     else:
         has = {s: (folder / s).is_dir() for s in ("train", "query", "gallery")}
         if not any(has.values()):
             raise InputError(f"{folder}: not a prepared dataset: expected train/<pid>/, query/<pid>/ and "
                              "gallery/<pid>/ folders of images (see `trackreid prepare-data`)")
         tr = _read_split(folder / "train", names) if has["train"] else ([], [], [])
-        q = _read_split(folder / "query", test_names) if has["query"] else None
-        g = _read_split(folder / "gallery", test_names) if has["gallery"] else None
+        q_dir, g_dir = _has_images(folder / "query"), _has_images(folder / "gallery")
     query = gallery = None
-    if q is not None and g is not None and q[0] and g[0]:
-        # Without camera ids, query and gallery count as different views (nothing is ignored).
-        query = _image_set(*q, default_view=0)
-        gallery = _image_set(*g, default_view=1)
+    if q_dir is not None and g_dir is not None:
+        # the same reader and camera rule as `trackreid evaluate` (Market: camera; prepared
+        # folders: the c<camera>s<segment> view; no camera in the names: query vs gallery)
+        query, gallery = dataset_query_gallery(folder, camera_from="auto")
     train = _image_set(*tr, default_view=0)
     return ReidDataset(name or folder.name, folder, train, query, gallery, list(names))
 
