@@ -12,7 +12,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from trackreid import export
+from trackreid.embed import onnx_export
 from trackreid.embed.backend import TorchBackend
 from trackreid.embed.factory import build_backend, build_embedder
 from trackreid.embed.onnx_backend import OnnxBackend
@@ -131,7 +131,7 @@ def test_auto_backend_exports_once_and_matches_torch(tmp_path: Path, monkeypatch
     def no_export(*a: object, **k: object) -> None:
         raise AssertionError("the cached export should have been reused")
 
-    monkeypatch.setattr(export, "export_loaded", no_export)
+    monkeypatch.setattr(onnx_export, "export_loaded", no_export)
     again = build_backend(msmt_pth, device="cpu", backend="onnx")
     assert isinstance(again, OnnxBackend) and again.path == auto.path
 
@@ -143,7 +143,7 @@ def test_auto_backend_falls_back_to_torch_with_a_reason(tmp_path: Path, monkeypa
     def missing() -> None:
         raise ModelError("ONNX export needs the onnx package: pip install onnx")
 
-    monkeypatch.setattr(export, "require_onnx", missing)
+    monkeypatch.setattr(onnx_export, "require_onnx", missing)
     with caplog.at_level(logging.WARNING):
         b = build_backend(msmt_pth, device="cpu")
     assert isinstance(b, TorchBackend)

@@ -29,7 +29,7 @@ BACKENDS = ("auto", "torch", "onnx")
 
 def _onnx_from_weights(loaded: LoadedModel, device: str) -> Backend:
     from trackreid.embed.onnx_backend import OnnxBackend
-    from trackreid.export import cached_onnx
+    from trackreid.embed.onnx_export import cached_onnx
 
     backend = OnnxBackend.from_path(cached_onnx(loaded), device=device)
     # The weights are the user's file; the cached export is how they run.
