@@ -119,6 +119,7 @@ def test_a_named_pickle_is_read_even_with_an_npz_beside_it(tmp_path: Path,
         same = read_features(tmp_path / "track_features.pkl")
     assert caplog.text == ""  # both files agree: nothing to say
     np.testing.assert_array_equal(same.features, sample(0).features)
+    assert same.meta == {"model": {"name": "x"}}  # the pickle has no metadata; the matching npz's comes along
 
     edited = sample(1)  # another tool rewrote the pickle; the npz is stale
     write_features(edited, tmp_path / "other")
@@ -126,6 +127,7 @@ def test_a_named_pickle_is_read_even_with_an_npz_beside_it(tmp_path: Path,
     with caplog.at_level(logging.WARNING):
         got = read_features(tmp_path / "track_features.pkl")
     np.testing.assert_array_equal(got.features, edited.features)  # what was named
+    assert got.meta == {}  # the stale npz's metadata describes other features
     assert "track_features.npz next to it holds different features ('features' differs)" in caplog.text
     np.testing.assert_array_equal(read_features(tmp_path / "track_features.npz").features, sample(0).features)
     np.testing.assert_array_equal(read_features(tmp_path).features, sample(0).features)  # a folder: the npz

@@ -229,9 +229,10 @@ def read_features(path: str | Path) -> TrackFeatures:
     """Read features from ``.npz``, ``.pkl`` (restricted) or an extract output folder.
 
     A file is read as named. A folder is read through its ``.npz`` (no pickle involved), else
-    its ``.pkl``. When a ``.pkl`` is named and a sibling ``.npz`` of the same stem disagrees with
-    it (the pickle was edited or replaced by another tool), a warning says so: commands given
-    the folder would read the ``.npz``.
+    its ``.pkl``. The seed's pickle has no room for metadata (the model that made the features,
+    which later commands check): when a sibling ``.npz`` of the same stem holds the same
+    features, its metadata is taken; when it disagrees (the pickle was edited or replaced by
+    another tool), a warning says so and the features come without metadata.
     """
     path = Path(path)
     if path.is_dir():
@@ -247,7 +248,7 @@ def read_features(path: str | Path) -> TrackFeatures:
         tf = TrackFeatures.from_seed_dict(safe_pickle_load(path), str(path))
         sibling = path.with_suffix(".npz")
         if sibling.is_file():
-            _warn_if_different(path, tf, sibling)
+            tf.meta = _sibling_meta(path, tf, sibling)
         return tf
     raise InputError(f"{path}: unknown features format {path.suffix!r}; expected .npz or .pkl written by "
                      "`trackreid extract`")
@@ -278,13 +279,16 @@ def _difference(a: TrackFeatures, b: TrackFeatures) -> str | None:
     return None
 
 
-def _warn_if_different(pkl: Path, tf: TrackFeatures, npz: Path) -> None:
+def _sibling_meta(pkl: Path, tf: TrackFeatures, npz: Path) -> dict[str, Any]:
+    """The metadata of ``npz`` when it holds the same features as ``pkl``; else a warning and nothing."""
     try:
         other = _read_npz(npz)
     except InputError as e:
         log.warning("%s: read as named; the %s next to it is not readable (%s)", pkl, npz.name, e)
-        return
+        return {}
     diff = _difference(tf, other)
     if diff:
         log.warning("%s: read as named, but %s next to it holds different features (%s); commands given "
                     "the folder read the .npz. Delete or rewrite the stale one", pkl, npz.name, diff)
+        return {}
+    return other.meta
