@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 
-from trackreid.runtime import apply_env_defaults
+from trackreid.runtime import env_defaults
 
-apply_env_defaults()  # as the trackreid command does: before torch is imported
+os.environ.update(env_defaults())  # as the trackreid command does: before torch is imported
 
 import argparse  # noqa: E402
 import statistics
@@ -34,8 +34,8 @@ from _common import cuhk03_val, data_dir, machine, metrics  # noqa: E402
 
 from trackreid.embed.backend import Embedder, TorchBackend  # noqa: E402
 from trackreid.embed.onnx_backend import OnnxBackend  # noqa: E402
-from trackreid.embed.preprocess import resize_crops  # noqa: E402
 from trackreid.embed.onnx_export import cached_onnx, export_loaded  # noqa: E402
+from trackreid.embed.preprocess import resize_crops  # noqa: E402
 from trackreid.models.registry import Preprocess, create_model  # noqa: E402
 from trackreid.models.weights import LoadedModel, load_model  # noqa: E402
 

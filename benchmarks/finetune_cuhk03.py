@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 
-from trackreid.runtime import apply_env_defaults
+from trackreid.runtime import env_defaults
 
-apply_env_defaults()  # as the trackreid command does: before torch is imported
+os.environ.update(env_defaults())  # as the trackreid command does: before torch is imported
 
 import argparse  # noqa: E402
 import json  # noqa: E402

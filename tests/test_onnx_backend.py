@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -123,10 +122,17 @@ def test_auto_backend_exports_once_and_matches_torch(tmp_path: Path, monkeypatch
     assert torch_backend.model_info["weights_sha256"] == sha
     batch = resize_crops(crops, auto.preprocess)
     assert row_cosine(auto.run(batch), torch_backend.run(batch)).min() >= 0.9999
-    # `extract --reid-size` changes the input size after the backend is built: the cached graph follows.
-    auto.preprocess = torch_backend.preprocess = replace(auto.preprocess, height=192, width=96)
-    small = resize_crops(crops, auto.preprocess)
-    assert row_cosine(auto.run(small), torch_backend.run(small)).min() >= 0.9999
+    # `extract --reid-size`: both backends are built for the size, which their descriptions record;
+    # the cached graph (dynamic height and width) is the same file.
+    auto_small = build_backend(msmt_pth, device="cpu", input_size=(192, 96))
+    torch_small = build_backend(msmt_pth, device="cpu", backend="torch", input_size=(192, 96))
+    assert isinstance(auto_small, OnnxBackend) and auto_small.path == auto.path
+    for b in (auto_small, torch_small):
+        assert (b.preprocess.height, b.preprocess.width) == (192, 96)
+        assert (b.model_info["preprocess"]["height"], b.model_info["preprocess"]["width"]) == (192, 96)
+    small = resize_crops(crops, auto_small.preprocess)
+    assert small.shape[1:3] == (192, 96)
+    assert row_cosine(auto_small.run(small), torch_small.run(small)).min() >= 0.9999
 
     def no_export(*a: object, **k: object) -> None:
         raise AssertionError("the cached export should have been reused")

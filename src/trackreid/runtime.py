@@ -33,6 +33,14 @@ def env_defaults_disabled(environ: MutableMapping[str, str] | None = None) -> bo
     return env.get(OPT_OUT, "").strip().lower() in _TRUE
 
 
+def env_defaults(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """The defaults :func:`apply_env_defaults` would set (none when opted out or already set)."""
+    env = os.environ if environ is None else environ
+    if env_defaults_disabled(env):
+        return {}
+    return {k: v for k, v in ENV_DEFAULTS.items() if k not in env}
+
+
 def apply_env_defaults(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
     """Set each of :data:`ENV_DEFAULTS` the user has not set; return what was set.
 
@@ -41,9 +49,7 @@ def apply_env_defaults(environ: MutableMapping[str, str] | None = None) -> dict[
     that this process keeps the OpenMP settings it loaded with.
     """
     env = os.environ if environ is None else environ
-    if env_defaults_disabled(env):
-        return {}
-    applied = {k: v for k, v in ENV_DEFAULTS.items() if k not in env}
+    applied = env_defaults(env)
     env.update(applied)
     if applied and environ is None and "torch" in sys.modules:
         log.debug("%s set after torch was imported: it takes effect in child processes only",
