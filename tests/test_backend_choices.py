@@ -17,7 +17,7 @@ from tests.builders import Scene, make_index_scene
 from trackreid.cli.main import main
 from trackreid.embed.backend import TorchBackend
 from trackreid.embed.factory import build_backend, build_embedder
-from trackreid.embed.onnx_backend import OnnxBackend
+from trackreid.embed.onnx_backend import OnnxBackend, ran_on
 from trackreid.embed.preprocess import resize_crops
 from trackreid.errors import InputError
 from trackreid.export import read_crops
