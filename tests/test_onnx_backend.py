@@ -53,10 +53,25 @@ def test_auto_backend_reproduces_pth_reference(msmt_pth: Path, cuhk03_features) 
     assert abs(m.mAP - 41.0) <= 0.5 and abs(m.rank1 - 40.8) <= 0.5
 
 
+def subnormal_weights(path: Path) -> int:
+    """Subnormal float32 values among the file's initializers, counted with plain numpy."""
+    from onnx import numpy_helper
+
+    tiny = np.finfo(np.float32).tiny
+    count = 0
+    for init in onnx.load(str(path)).graph.initializer:
+        a = numpy_helper.to_array(init)
+        if a.dtype == np.float32:
+            count += int(((a != 0) & (np.abs(a) < tiny)).sum())
+    return count
+
+
 def test_denormal_weights_are_zeroed_without_changing_outputs(msmt_onnx: Path, crops: list[np.ndarray]) -> None:
     zeroed = OnnxBackend.from_path(msmt_onnx, device="cpu")
     raw = OnnxBackend.from_path(msmt_onnx, device="cpu", zero_denormals=False)
-    assert zeroed.denormals_zeroed == 751 and raw.denormals_zeroed == 0
+    expected = subnormal_weights(msmt_onnx)
+    assert expected > 0  # the shared third-party file has them (what makes it slow)
+    assert zeroed.denormals_zeroed == expected and raw.denormals_zeroed == 0
     batch = resize_crops(crops, zeroed.preprocess)
     a, b = zeroed.run(batch), raw.run(batch)
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import http.server
+import importlib.util
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import skip_or_fail
 from trackreid.cli.main import main
 from trackreid.errors import DownloadError, ModelError
 from trackreid.models.registry import ZOO
@@ -117,7 +119,8 @@ def test_drive_downloads_need_gdown_and_say_how_to_get_it(cache: Path, monkeypat
 
 def test_gdown_fetch_from_a_local_server(server: tuple[str, Path], tmp_path: Path, market_pth: Path) -> None:
     """The gdown path for real (gdown fetches a plain http address as it fetches Drive's), offline."""
-    pytest.importorskip("gdown", reason="the zoo extra: pip install 'trackreid[zoo]'")
+    if importlib.util.find_spec("gdown") is None:
+        skip_or_fail("gdown is the zoo extra: pip install 'trackreid[zoo]'")
     url, root = server
     (root / "m.pth").write_bytes(market_pth.read_bytes())
     entry = ZOO["osnet_x0_25_market1501"]
