@@ -125,7 +125,8 @@ def main() -> None:
 
     onnx_path = weights / "osnet_x0_25_msmt17.onnx"
     # The third-party file's own baseline is the file as shipped (not eager PyTorch: other weights).
-    for name, zero in (("onnxruntime fp32, as shipped (baseline)", False), ("onnxruntime fp32, subnormals zeroed", True)):
+    for name, zero in (("onnxruntime fp32, as shipped (baseline)", False),
+                       ("onnxruntime fp32, subnormals zeroed", True)):
         backend = OnnxBackend.from_path(onnx_path, device="cpu", zero_denormals=zero)
         speeds = [img_per_s(backend.run, pool[:b], budget) for b in BATCHES]
         out = backend.run(pool[:32])
