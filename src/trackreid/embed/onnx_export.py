@@ -308,6 +308,6 @@ def cached_onnx(loaded: LoadedModel, cache: Path | None = None) -> Path:
     log.info("exporting %s to ONNX once (cached at %s)", loaded.path.name if loaded.path else loaded.arch, path)
     # uint8 input: the cast, normalisation and transpose run inside onnxruntime rather than in numpy
     # (0-12% faster here, see docs/benchmarks.md); the file is internal, so the convention is ours.
-    # Dynamic height and width: `extract --reid-size` changes the input size after the backend is built.
+    # Dynamic height and width: one cached file serves every `--reid-size` (the backend is built for it).
     export_loaded(loaded, path, uint8_input=True, dynamic_size=True)
     return path
