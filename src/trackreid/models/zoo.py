@@ -62,7 +62,7 @@ def resolve_weights(spec: str | Path) -> Path:
     if cached.is_file():
         return cached
     raise ModelError(
-        f"{entry.name} is not downloaded. Run `trackreid models download {entry.name}` (or add --download), "
+        f"{entry.name} is not downloaded. Run `trackreid models download {entry.name}`, "
         f"or put the file {entry.file_name} at {cached} (set TRACKREID_HOME to use another folder)"
     )
 
