@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported
+from trackreid.runtime import env_defaults
+
+os.environ.update(env_defaults())  # as the trackreid command does: before torch is imported
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -6,8 +6,9 @@ competing process on the same cores.
 Each setting runs in a fresh process (OpenMP reads its variables when torch is imported):
 osnet_x0_25 (MSMT17 weights), 2 torch threads, one batch of 16 random images, median of 5
 runs after 2 warm-ups. ``--burn N`` starts N busy-loop processes for the duration (the
-situation of a machine shared with other work). ``import trackreid`` sets
-OMP_WAIT_POLICY=PASSIVE unless the variable is already set.
+situation of a machine shared with other work). The ``trackreid`` command sets
+OMP_WAIT_POLICY=PASSIVE before torch loads unless the variable is already set
+(``trackreid.runtime.apply_env_defaults``; ``import trackreid`` alone sets nothing).
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ SETTINGS = [
 
 def measure(weights: Path, extra: dict[str, str], threads: int) -> float:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    # trackreid would set PASSIVE on import; an explicit empty-policy run must not get it.
-    env.update(extra or {"OMP_WAIT_POLICY": ""})
+    env.update(extra)
     out = subprocess.run([sys.executable, "-c", CHILD, str(weights), str(threads)], env=env,
                          capture_output=True, text=True, check=True).stdout.split()[-1]
     return float(out)

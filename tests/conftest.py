@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import skip_or_fail
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,9 +25,7 @@ def data_dir() -> Path | None:
 def shared_data() -> Path:
     d = data_dir()
     if d is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must have the shared data at ../shared/data or $TRACKREID_DATA")
-        pytest.skip("shared data not found (../shared/data or $TRACKREID_DATA)")
+        skip_or_fail("shared data not found (../shared/data or $TRACKREID_DATA)")
     return d
 
 

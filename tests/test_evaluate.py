@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -241,8 +240,6 @@ def test_cuhk03_rerank_reference(msmt_embedded: Embedded) -> None:
     assert m.rank1 == pytest.approx(46.6, abs=0.5)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("trackreid.centralize") is None,
-                    reason="trackreid.centralize (NFC) is written on another branch; runs once merged")
 def test_cuhk03_nfc_reference(msmt_embedded: Embedded) -> None:
     m = cuhk03_metrics(msmt_embedded, centralize="nfc")
     assert m.mAP == pytest.approx(47.3, abs=0.5)

@@ -12,8 +12,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from trackreid import export
 from trackreid.cli.main import main
+from trackreid.embed import onnx_export
 from trackreid.embed.onnx_backend import OnnxBackend
 from trackreid.embed.preprocess import normalize, resize_crops
 from trackreid.errors import InputError, OutputError
@@ -93,12 +93,12 @@ def test_static_batch_fp16_export_serves_any_batch(tmp_path: Path, msmt_pth: Pat
 def test_failed_check_deletes_output_and_exits_nonzero(tmp_path: Path, msmt_pth: Path,
                                                        monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    real = export._reference_embeddings
+    real = onnx_export._reference_embeddings
 
     def wrong(loaded, batch):  # type: ignore[no-untyped-def]
         return np.roll(real(loaded, batch), 1, axis=1)  # as if the graph had lost a channel's order
 
-    monkeypatch.setattr(export, "_reference_embeddings", wrong)
+    monkeypatch.setattr(onnx_export, "_reference_embeddings", wrong)
     out = tmp_path / "bad.onnx"
     rc = main(["export-onnx", "--reid-model", str(msmt_pth), "--output", str(out)])
     assert rc != 0

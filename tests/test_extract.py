@@ -69,6 +69,7 @@ def test_outputs_have_the_seed_structure(scene: Scene, embedder, tmp_path: Path)
     extract(scene.folder, scene.tracks, embedder, out, ExtractConfig(sampling=EVEN), command={"x": 1})
     data = safe_pickle_load(out / "track_features.pkl")
     assert sorted(data) == [1, 2, 3]
+    assert all(type(k) is int for k in data)  # plain int, as the seed's code indexes it (not numpy.int64)
     for entry in data.values():
         assert set(entry) == {"features", "all_features", "frame_indices"}
         f, allf = entry["features"], entry["all_features"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from trackreid import export
+from trackreid.embed import onnx_export
 from trackreid.embed.backend import TorchBackend
 from trackreid.embed.factory import build_backend, build_embedder
 from trackreid.embed.onnx_backend import OnnxBackend
@@ -54,10 +53,25 @@ def test_auto_backend_reproduces_pth_reference(msmt_pth: Path, cuhk03_features) 
     assert abs(m.mAP - 41.0) <= 0.5 and abs(m.rank1 - 40.8) <= 0.5
 
 
+def subnormal_weights(path: Path) -> int:
+    """Subnormal float32 values among the file's initializers, counted with plain numpy."""
+    from onnx import numpy_helper
+
+    tiny = np.finfo(np.float32).tiny
+    count = 0
+    for init in onnx.load(str(path)).graph.initializer:
+        a = numpy_helper.to_array(init)
+        if a.dtype == np.float32:
+            count += int(((a != 0) & (np.abs(a) < tiny)).sum())
+    return count
+
+
 def test_denormal_weights_are_zeroed_without_changing_outputs(msmt_onnx: Path, crops: list[np.ndarray]) -> None:
     zeroed = OnnxBackend.from_path(msmt_onnx, device="cpu")
     raw = OnnxBackend.from_path(msmt_onnx, device="cpu", zero_denormals=False)
-    assert zeroed.denormals_zeroed == 751 and raw.denormals_zeroed == 0
+    expected = subnormal_weights(msmt_onnx)
+    assert expected > 0  # the shared third-party file has them (what makes it slow)
+    assert zeroed.denormals_zeroed == expected and raw.denormals_zeroed == 0
     batch = resize_crops(crops, zeroed.preprocess)
     a, b = zeroed.run(batch), raw.run(batch)
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
@@ -123,15 +137,22 @@ def test_auto_backend_exports_once_and_matches_torch(tmp_path: Path, monkeypatch
     assert torch_backend.model_info["weights_sha256"] == sha
     batch = resize_crops(crops, auto.preprocess)
     assert row_cosine(auto.run(batch), torch_backend.run(batch)).min() >= 0.9999
-    # `extract --reid-size` changes the input size after the backend is built: the cached graph follows.
-    auto.preprocess = torch_backend.preprocess = replace(auto.preprocess, height=192, width=96)
-    small = resize_crops(crops, auto.preprocess)
-    assert row_cosine(auto.run(small), torch_backend.run(small)).min() >= 0.9999
+    # `extract --reid-size`: both backends are built for the size, which their descriptions record;
+    # the cached graph (dynamic height and width) is the same file.
+    auto_small = build_backend(msmt_pth, device="cpu", input_size=(192, 96))
+    torch_small = build_backend(msmt_pth, device="cpu", backend="torch", input_size=(192, 96))
+    assert isinstance(auto_small, OnnxBackend) and auto_small.path == auto.path
+    for b in (auto_small, torch_small):
+        assert (b.preprocess.height, b.preprocess.width) == (192, 96)
+        assert (b.model_info["preprocess"]["height"], b.model_info["preprocess"]["width"]) == (192, 96)
+    small = resize_crops(crops, auto_small.preprocess)
+    assert small.shape[1:3] == (192, 96)
+    assert row_cosine(auto_small.run(small), torch_small.run(small)).min() >= 0.9999
 
     def no_export(*a: object, **k: object) -> None:
         raise AssertionError("the cached export should have been reused")
 
-    monkeypatch.setattr(export, "export_loaded", no_export)
+    monkeypatch.setattr(onnx_export, "export_loaded", no_export)
     again = build_backend(msmt_pth, device="cpu", backend="onnx")
     assert isinstance(again, OnnxBackend) and again.path == auto.path
 
@@ -143,7 +164,7 @@ def test_auto_backend_falls_back_to_torch_with_a_reason(tmp_path: Path, monkeypa
     def missing() -> None:
         raise ModelError("ONNX export needs the onnx package: pip install onnx")
 
-    monkeypatch.setattr(export, "require_onnx", missing)
+    monkeypatch.setattr(onnx_export, "require_onnx", missing)
     with caplog.at_level(logging.WARNING):
         b = build_backend(msmt_pth, device="cpu")
     assert isinstance(b, TorchBackend)

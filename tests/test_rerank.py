@@ -81,15 +81,29 @@ def test_lambda_one_is_the_row_scaled_cosine_distance() -> None:
 
 
 def test_reranking_pulls_a_k_reciprocal_neighbour_forward() -> None:
-    """A gallery item that shares the query's neighbourhood beats a slightly closer stranger."""
-    rng = np.random.default_rng(5)
-    group = rng.normal(size=8)
-    members = group + 0.3 * rng.normal(size=(6, 8))
-    q = members[:1]
-    stranger = q[0] + 0.9 * rng.normal(size=8)
-    g = np.vstack([members[1:], stranger[None], rng.normal(size=(10, 8)) * 3])
-    out = k_reciprocal_rerank(q, g, RerankParams(k1=4, k2=2))
-    assert out[0, :5].max() < out[0, 5]
+    """A gallery item that shares the query's neighbourhood beats a slightly closer stranger.
+
+    Points on one great circle (angle = position): the query at 0 with its group on the positive
+    side, the member at 0.10 beyond the group; the stranger at -0.09 (closer to the query than the
+    member), next to a group of its own further out. Cosine distance ranks the stranger first;
+    re-ranking must put the member first.
+    """
+    def on_circle(angles: list[float]) -> np.ndarray:
+        x = np.zeros((len(angles), 8))
+        x[:, 0], x[:, 1] = np.cos(angles), np.sin(angles)
+        return x
+
+    far = np.random.default_rng(5).normal(size=(6, 8))
+    far[:, :2] = 0
+    q = on_circle([0.0])
+    g = np.vstack([on_circle([0.02, -0.02, 0.03, 0.05]), on_circle([0.10]), on_circle([-0.09]),
+                   on_circle([-0.15, -0.16, -0.17, -0.18, -0.19]), far])
+    member, stranger = 4, 5
+    cosine = 1 - l2_normalize(q) @ l2_normalize(g).T
+    assert cosine[0, stranger] < cosine[0, member]  # the stranger IS closer before re-ranking
+    for params in (RerankParams(k1=4, k2=2), RerankParams(k1=5, k2=2), RerankParams()):
+        out = k_reciprocal_rerank(q, g, params)
+        assert out[0, member] < out[0, stranger], params
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

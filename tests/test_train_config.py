@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import skip_or_fail
 from trackreid.errors import InputError
 from trackreid.train.config import SCHEMA, load_config
 
@@ -22,7 +23,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_seed_config_is_shipped_verbatim() -> None:
     seed_doc = (ROOT.parent / "shared" / "seed" / "step3-reid-extraction.md")
     if not seed_doc.is_file():
-        pytest.skip("seed document not present")
+        skip_or_fail(f"the seed document {seed_doc} is not present")
     text = seed_doc.read_text()
     block = text.split("Tạo `configs/my_osnet.yml`:")[1].split("```yaml\n")[1].split("```")[0]
     assert SEED.read_text() == block

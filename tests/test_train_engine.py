@@ -16,6 +16,7 @@ import torch
 from trackreid.cli.main import main
 from trackreid.datasets import read_image_set
 from trackreid.embed.factory import build_embedder
+from trackreid.errors import OutputError
 from trackreid.models.weights import load_model
 from trackreid.prepare_data import layout_items, write_layout
 from trackreid.train.config import load_config
@@ -152,7 +153,7 @@ def test_ctrl_c_saves_and_resume_matches_uninterrupted(uninterrupted: Path, tiny
     first = train(cfg, progress=CtrlCAt())
     assert first.stop_reason == "interrupted" and first.iterations == 3
     assert (out / "last_checkpoint").read_text().strip() == "model_stopped.pth"
-    with pytest.raises(Exception, match="--resume"):
+    with pytest.raises(OutputError, match="already holds a training run.*--resume"):
         train(cfg)  # a run is there: refuse to overwrite it silently
     second = train(cfg, resume=True)
     assert second.finished and second.iterations == 8

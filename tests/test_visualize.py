@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.ci import skip_or_fail
 from tests.test_similarity import synthetic_tracks
 from trackreid.analysis.tracks import combine_tracks
 from trackreid.analysis.visualize import crop_files, embed_2d, read_label_file, visualize_tracks
@@ -52,7 +54,8 @@ def test_umap_missing_gives_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_umap_when_installed() -> None:
-    pytest.importorskip("umap", reason="umap-learn is an optional extra: pip install 'trackreid[umap]'")
+    if importlib.util.find_spec("umap") is None:
+        skip_or_fail("umap-learn is an optional extra: pip install 'trackreid[umap]'")
     x, y = blobs(n_per=15)
     pts = embed_2d(x, "umap")
     assert pts.shape == (45, 2) and np.isfinite(pts).all()

@@ -7,18 +7,14 @@ The public API (each CLI subcommand is one of these calls)::
 
 from __future__ import annotations
 
-import os as _os
 import sys as _sys
 import types as _types
 
 __version__ = "0.1.0"
 
-# OpenMP worker threads that spin while they wait (libgomp's default) made eager PyTorch 30x
-# slower on a 2-core machine whose cores other processes were also using (0.16 s -> 4.9 s per
-# batch of 16 for osnet_x0_25): the spinning thread holds the core the working one needs.
-# PASSIVE lets them sleep. It only takes effect if set before torch is imported; a value the
-# user set wins. See docs/benchmarks.md (Backends).
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Importing trackreid changes nothing in os.environ: process-wide defaults (OMP_WAIT_POLICY) are
+# set by trackreid.runtime.apply_env_defaults(), which the CLI entry point and the worker
+# processes we start call before torch loads.
 
 __all__ = [
     "ExtractConfig",

@@ -282,6 +282,14 @@ def model_path(tf: TrackFeatures, reid_model: str | Path | None, source: str = "
                      "extracted these features to embed the generated images")
 
 
+def model_input_size(tf: TrackFeatures) -> tuple[int, int] | None:
+    """The network input size (H, W) that made ``tf`` (``extract --reid-size``), from its metadata."""
+    pre = _meta_model(tf).get("preprocess")
+    if isinstance(pre, dict) and isinstance(pre.get("height"), int) and isinstance(pre.get("width"), int):
+        return int(pre["height"]), int(pre["width"])
+    return None
+
+
 def _meta_model(tf: TrackFeatures) -> dict[str, Any]:
     m = tf.meta.get("model")
     return m if isinstance(m, dict) else {}

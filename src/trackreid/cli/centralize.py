@@ -96,7 +96,7 @@ def _outputs(args: argparse.Namespace) -> list[tuple[Path, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trackreid.centralize import CentralizeConfig, centralize, generated_features, model_path
+    from trackreid.centralize import CentralizeConfig, centralize, generated_features, model_input_size, model_path
     from trackreid.cli.progress import make_progress
     from trackreid.errors import InputError, OutputError
     from trackreid.io.features import read_features, write_features
@@ -128,9 +128,11 @@ def run(args: argparse.Namespace) -> int:
         embedders: dict[str, object] = {}
         for tf, src, folder in zip(tfs, inputs, args.generated, strict=True):
             weights = model_path(tf, args.reid_model, src)
-            key = str(weights)
+            size = model_input_size(tf)  # the generated images are embedded as the tracks' crops were
+            key = f"{weights} {size}"
             if key not in embedders:
-                embedders[key] = build_embedder(weights, device=args.device, batch_size=args.batch_size)
+                embedders[key] = build_embedder(weights, device=args.device, batch_size=args.batch_size,
+                                                input_size=size)
             emb = embedders[key]
             gens.append(generated_features(tf, folder, emb.embed, prog))  # type: ignore[attr-defined]
     result = centralize(tfs, config, generated=gens, sources=inputs)

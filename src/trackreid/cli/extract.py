@@ -63,8 +63,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def build(args: argparse.Namespace) -> tuple[Any, Any]:
     """Arguments -> (embedder, ExtractConfig)."""
-    from dataclasses import replace
-
     from trackreid.embed.factory import build_embedder
     from trackreid.errors import InputError
     from trackreid.extract import ExtractConfig
@@ -73,12 +71,8 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {args.batch_size}")
     embedder = build_embedder(args.reid_model, device=args.device, backend=args.backend, arch=args.arch,
-                              half=args.half, batch_size=args.batch_size)
-    if args.reid_size:
-        h, w = args.reid_size
-        if h < 32 or w < 16:
-            raise InputError(f"--reid-size {h} {w}: too small; OSNet needs at least 32x16 (default 256 128)")
-        embedder.backend.preprocess = replace(embedder.backend.preprocess, height=h, width=w)
+                              half=args.half, batch_size=args.batch_size,
+                              input_size=tuple(args.reid_size) if args.reid_size else None)
     sampling = SamplingConfig(max_crops_per_track=args.max_crops_per_track, strategy=args.sampling,
                               min_height=args.min_box_height)
     config = ExtractConfig(sampling=sampling, save_crops=args.save_crops, frame_offset=args.frame_offset,

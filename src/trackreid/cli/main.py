@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from trackreid import __version__
 from trackreid.cli.common import add_common
 from trackreid.errors import TrackReidError
+from trackreid.runtime import apply_env_defaults
 
 SUBCOMMANDS = (
     "extract",
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything imports torch: OpenMP reads OMP_WAIT_POLICY when torch loads.
+    apply_env_defaults()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

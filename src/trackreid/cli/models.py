@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -19,9 +20,11 @@ Pretrained OSNet weights by name.
   trackreid models download osnet_x0_25_msmt17 [--url URL]
   trackreid models info path/to/weights.pth  # inferred architecture, format, sha256
 
-Downloads go to $TRACKREID_HOME (default ~/.cache/trackreid) and are verified by sha256
-where the zoo knows it. Set TRACKREID_MIRROR to a folder URL that holds the zoo files to
-download from your own server. Nothing is downloaded unless you ask.
+Downloads come from the publisher's address (torchreid's model zoo on Google Drive, which
+needs gdown: pip install 'trackreid[zoo]'), go to $TRACKREID_HOME (default
+~/.cache/trackreid) and are verified by sha256 where the zoo knows one. Set TRACKREID_MIRROR
+to a folder URL that holds the zoo files to download from your own server. Nothing is
+downloaded unless you ask.
 """
 
 
@@ -42,17 +45,22 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if args.action == "list":
         from trackreid.models.registry import ZOO
-        from trackreid.models.zoo import cached_path
+        from trackreid.models.zoo import cached_path, is_drive_url
 
-        table = Table(title="Pretrained OSNet models (torchreid model zoo)")
-        for col in ("name", "architecture", "trained on", "rank-1", "mAP", "sha256 known", "cached"):
-            table.add_column(col)
+        # The name is what the user types: never truncated or wrapped; the other columns fold.
+        # (The architecture is the name's prefix; `trackreid models info NAME` shows it all.)
+        table = Table(title="Pretrained OSNet models (torchreid model zoo)", box=box.SIMPLE_HEAD)
+        table.add_column("name", no_wrap=True, min_width=max(len(e.name) for e in ZOO.values()))
+        for col in ("trained on", "rank-1 (mAP)", "download", "sha256", "cached"):
+            table.add_column(col, overflow="fold")
         for e in ZOO.values():
-            table.add_row(e.name, e.arch, e.dataset, f"{e.rank1:.1f}" if e.rank1 else "-",
-                          f"{e.mAP:.1f}" if e.mAP else "-", "yes" if e.sha256 else "no",
+            where = ("Drive" if is_drive_url(e.url) else "url") if e.url else "none known"
+            score = f"{e.rank1:.1f} ({e.mAP:.1f})" if e.rank1 and e.mAP else "-"
+            table.add_row(e.name, e.dataset, score, where, "known" if e.sha256 else "unknown",
                           "yes" if cached_path(e).is_file() else "no")
         console.print(table)
-        console.print("File names: `trackreid models info NAME`; reported numbers are same-domain, from torchreid.")
+        console.print("Reported numbers are same-domain, from torchreid. `trackreid models download NAME` "
+                      "fetches one (Google Drive needs gdown: pip install 'trackreid[zoo]').", markup=False)
         return 0
     if args.action == "download":
         from trackreid.cli.progress import make_progress
@@ -70,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
         path = download(entry, args.url, report)
         prog.finish()
-        print(f"saved {path}" + (" (sha256 verified)" if entry.sha256 else " (no published sha256)"))
+        print(f"saved {path}" + (" (sha256 verified)" if entry.sha256 else
+                                 " (not verified: no sha256 of this file is known)"))
         return 0
     from trackreid.models.weights import load_model
     from trackreid.models.zoo import resolve_weights

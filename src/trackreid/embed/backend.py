@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -16,12 +18,15 @@ from trackreid.embed.preprocess import normalize, resize_crops
 from trackreid.models.registry import Preprocess
 from trackreid.models.weights import LoadedModel
 
+log = logging.getLogger(__name__)
+
 
 class Backend(Protocol):
     name: str
     preprocess: Preprocess
     feature_dim: int
-    model_info: dict[str, Any]  # what the weights are: name, path, arch, weights_sha256, ...
+    model_info: dict[str, Any]  # what the weights are: name, path, arch, weights_sha256, preprocess, ...
+    notes: list[str]  # what ran differently from what was asked (recorded by describe())
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """RGB uint8 (N, H, W, 3) at the model's input size -> float32 (N, D)."""
@@ -31,20 +36,29 @@ class Backend(Protocol):
 
 
 class TorchBackend:
-    """Eager PyTorch. On CPU it runs channels-last (about 1.5-2x faster for OSNet here)."""
+    """Eager PyTorch. On CPU it runs channels-last (about 1.5-2x faster for OSNet here).
+
+    The backend runs its own copy of ``loaded.model``: moving it to a device, to float16 or to
+    channels-last leaves the caller's :class:`LoadedModel` as it was, so several backends can
+    be built from one loaded model. ``preprocess`` overrides the weights' (``--reid-size``).
+    """
 
     name = "torch"
 
     def __init__(self, loaded: LoadedModel, device: torch.device, half: bool = False,
-                 channels_last: bool | None = None) -> None:
+                 channels_last: bool | None = None, preprocess: Preprocess | None = None) -> None:
         self.loaded = loaded
-        self.model_info = loaded.describe()
-        self.preprocess = loaded.preprocess
+        self.preprocess = preprocess or loaded.preprocess
+        self.model_info = {**loaded.describe(), "preprocess": self.preprocess.to_dict()}
         self.feature_dim = loaded.feature_dim
         self.device = device
+        self.notes: list[str] = []
         self.half = half and device.type == "cuda"
+        if half and not self.half:
+            self.notes.append(f"--half ignored: float16 runs on CUDA only; ran float32 on {device.type}")
+            log.warning("%s", self.notes[-1])
         self.channels_last = device.type == "cpu" if channels_last is None else channels_last
-        model = loaded.model.to(device).eval()
+        model = copy.deepcopy(loaded.model).to(device).eval()
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if self.half:
@@ -72,8 +86,11 @@ class TorchBackend:
         return out.float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "torch", "device": str(self.device), "half": self.half,
-                "channels_last": self.channels_last}
+        out: dict[str, Any] = {"backend": "torch", "device": str(self.device), "half": self.half,
+                               "channels_last": self.channels_last}
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
 
 
 class Embedder:

@@ -14,55 +14,87 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from trackreid.embed.backend import Backend, Embedder, TorchBackend
 from trackreid.embed.device import resolve_device
-from trackreid.errors import InputError, OutputError, TrackReidError
+from trackreid.errors import InputError, ModelError, OutputError
 from trackreid.models.weights import LoadedModel, load_model
 from trackreid.models.zoo import resolve_weights
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnx")
+MIN_INPUT_SIZE = (32, 16)  # OSNet downsamples 32x in height before global pooling
 
 
-def _onnx_from_weights(loaded: LoadedModel, device: str) -> Backend:
-    from trackreid.embed.onnx_backend import OnnxBackend
-    from trackreid.export import cached_onnx
+def check_input_size(input_size: tuple[int, int] | None) -> tuple[int, int] | None:
+    """``--reid-size H W`` -> (H, W), refused when too small for OSNet."""
+    if input_size is None:
+        return None
+    h, w = (int(v) for v in input_size)
+    if h < MIN_INPUT_SIZE[0] or w < MIN_INPUT_SIZE[1]:
+        raise InputError(f"--reid-size {h} {w}: too small; OSNet needs at least "
+                         f"{MIN_INPUT_SIZE[0]}x{MIN_INPUT_SIZE[1]} (default 256 128)")
+    return h, w
 
-    backend = OnnxBackend.from_path(cached_onnx(loaded), device=device)
+
+def _onnx_from_weights(loaded: LoadedModel, device: str, input_size: tuple[int, int] | None) -> Backend:
+    from trackreid.embed.onnx_backend import OnnxBackend, cpu_threads
+    from trackreid.embed.onnx_export import cached_onnx
+
+    threads = cpu_threads()  # a bad TRACKREID_THREADS is the user's to fix: checked before the export
+    backend = OnnxBackend.from_path(cached_onnx(loaded), device=device, threads=threads, input_size=input_size)
     # The weights are the user's file; the cached export is how they run.
-    backend.model_info = {**loaded.describe(), "onnx": backend.model_info["onnx"]}
+    backend.model_info = {**loaded.describe(), "preprocess": backend.preprocess.to_dict(),
+                          "onnx": backend.model_info["onnx"]}
     return backend
 
 
 def build_backend(reid_model: str | Path, *, device: str = "auto", backend: str = "auto",
-                  arch: str | None = None, half: bool = False) -> Backend:
+                  arch: str | None = None, half: bool = False,
+                  input_size: tuple[int, int] | None = None) -> Backend:
+    """Weights -> a backend that runs them. ``input_size`` (H, W) is ``--reid-size``: the network
+    input the backend is built for, and what its ``model_info["preprocess"]`` records."""
     if backend not in BACKENDS:
         raise InputError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    size = check_input_size(input_size)
     path = resolve_weights(reid_model)
     if path.suffix.lower() == ".onnx":
         if backend == "torch":
             raise InputError(f"{path}: an ONNX file runs on onnxruntime; use --backend auto or onnx")
         from trackreid.embed.onnx_backend import OnnxBackend
 
-        return OnnxBackend.from_path(path, device=device, arch=arch)
+        return _half_ignored(OnnxBackend.from_path(path, device=device, arch=arch, input_size=size), half)
     loaded = load_model(path, arch=arch)
     if backend == "onnx":
-        return _onnx_from_weights(loaded, device)
+        return _half_ignored(_onnx_from_weights(loaded, device, size), half)
     dev = resolve_device(device)
     if backend == "auto" and dev.type == "cpu":
         try:
-            return _onnx_from_weights(loaded, "cpu")
-        except (ImportError, OutputError, TrackReidError) as e:
+            return _half_ignored(_onnx_from_weights(loaded, "cpu", size), half)
+        except (ImportError, ModelError, OutputError) as e:
+            # Only "cannot export or run the export here" falls back; input errors (a bad
+            # TRACKREID_THREADS, a --reid-size the model refuses) are InputError and surface.
             log.warning("backend auto: running eager PyTorch instead of onnxruntime (%s)", e)
     if backend == "auto" and dev.type == "cuda":
         half = True
-    return TorchBackend(loaded, dev, half=half)
+    pre = replace(loaded.preprocess, height=size[0], width=size[1]) if size else None
+    return TorchBackend(loaded, dev, half=half, preprocess=pre)
+
+
+def _half_ignored(backend: Backend, half: bool) -> Backend:
+    if half:
+        note = "--half ignored: onnxruntime runs the graph's own precision (export with --fp16 for float16)"
+        log.warning("%s", note)
+        backend.notes.append(note)
+    return backend
 
 
 def build_embedder(reid_model: str | Path, *, device: str = "auto", backend: str = "auto",
-                   arch: str | None = None, half: bool = False, batch_size: int = 32) -> Embedder:
+                   arch: str | None = None, half: bool = False, batch_size: int = 32,
+                   input_size: tuple[int, int] | None = None) -> Embedder:
     """The one way every command turns weights into an embedding function."""
-    return Embedder(build_backend(reid_model, device=device, backend=backend, arch=arch, half=half), batch_size)
+    return Embedder(build_backend(reid_model, device=device, backend=backend, arch=arch, half=half,
+                                  input_size=input_size), batch_size)

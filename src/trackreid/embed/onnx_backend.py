@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,23 @@ def _providers(device: str) -> tuple[list[Any], str]:
     raise InputError(f"--device {device!r}: expected auto, cpu, cuda, cuda:N or mps")
 
 
+def ran_on(device: str, where: str, providers: list[str]) -> tuple[str, str | None]:
+    """Where the session really runs, given the providers it started with; a note when not where asked.
+
+    onnxruntime falls back to the CPU without an error when its CUDA provider cannot start
+    (missing CUDA or cuDNN libraries). Asked for ``auto``, that is worth a warning; asked for
+    CUDA by name, it is an error.
+    """
+    if not where.startswith("cuda") or "CUDAExecutionProvider" in providers:
+        return where, None
+    if device.strip().lower() == "auto":
+        return "cpu", (f"onnxruntime could not start its CUDA provider (session providers: {', '.join(providers)}); "
+                       "ran on the CPU")
+    raise InputError(f"--device {device}: onnxruntime could not start its CUDA provider (the session got "
+                     f"{', '.join(providers)}); check the CUDA and cuDNN libraries onnxruntime-gpu needs, "
+                     "or use --device cpu")
+
+
 def _read_info(path: Path, meta: dict[str, str]) -> tuple[dict[str, Any], str]:
     """The export description and where it came from (metadata, sidecar, or nothing)."""
     if METADATA_KEY in meta:
@@ -164,7 +182,8 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, session: Any, path: Path, *, info: dict[str, Any], info_source: str, device: str,
-                 denormals_zeroed: int = 0, arch: str | None = None, threads: int = 1) -> None:
+                 denormals_zeroed: int = 0, arch: str | None = None, threads: int = 1,
+                 input_size: tuple[int, int] | None = None, notes: list[str] | None = None) -> None:
         self.session = session
         self.path = path
         self.info = info
@@ -173,23 +192,28 @@ class OnnxBackend:
         self.denormals_zeroed = denormals_zeroed
         self._sha256: str | None = None
         self.threads = threads
+        self.notes: list[str] = list(notes or [])
         self._pick_io(arch)
+        if input_size is not None:
+            self._set_input_size(*input_size)
         self.model_info = self._model_info()
 
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_path(cls, path: str | Path, device: str = "auto", arch: str | None = None,
-                  threads: int | None = None, zero_denormals: bool = True, spin: bool = False) -> OnnxBackend:
+                  threads: int | None = None, zero_denormals: bool = True, spin: bool = False,
+                  input_size: tuple[int, int] | None = None) -> OnnxBackend:
+        """``input_size`` (height, width) replaces the described size; a graph of another fixed size refuses it."""
         import onnxruntime as ort
 
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{path}: no such ONNX file")
+        threads = threads or cpu_threads()
         model, zeroed, meta = _load_bytes(path, zero_denormals)
         providers, where = _providers(device)
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        threads = threads or cpu_threads()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         # Idle worker threads sleep instead of spinning: on a busy machine (other processes on the
@@ -201,11 +225,14 @@ class OnnxBackend:
             session = ort.InferenceSession(model, so, providers=providers)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own untyped errors
             raise ModelError(f"{path}: onnxruntime cannot load this model ({str(e).strip()[:300]})") from None
+        where, note = ran_on(device, where, list(session.get_providers()))
+        if note:
+            log.warning("%s: %s", path, note)
         if not meta:
             meta = dict(session.get_modelmeta().custom_metadata_map)
         info, source = _read_info(path, meta)
         return cls(session, path, info=info, info_source=source, device=where, denormals_zeroed=zeroed, arch=arch,
-                   threads=threads)
+                   threads=threads, input_size=input_size, notes=[note] if note else None)
 
     def _pick_io(self, arch: str | None) -> None:
         where = str(self.path)
@@ -247,7 +274,8 @@ class OnnxBackend:
                         "(RGB, %dx%d bilinear, /255, ImageNet mean/std, normalisation outside the graph). "
                         "Write %s to state otherwise", where, pre.height, pre.width,
                         sidecar_candidates(self.path)[0].name)
-        if isinstance(h, int) and isinstance(w, int) and (h, w) != (pre.height, pre.width):
+        self.graph_size = (h, w) if isinstance(h, int) and isinstance(w, int) else None
+        if self.graph_size is not None and self.graph_size != (pre.height, pre.width):
             raise ModelError(f"{where}: the graph takes {h}x{w} images but its description says "
                              f"{pre.height}x{pre.width}; fix the sidecar JSON")
         self.preprocess = pre
@@ -261,6 +289,14 @@ class OnnxBackend:
             probe = np.zeros((1, pre.height, pre.width, 3), dtype=np.uint8)
             d = int(self._run_padded(probe).shape[1])
         self.feature_dim = int(d)
+
+    def _set_input_size(self, height: int, width: int) -> None:
+        if self.graph_size is not None and self.graph_size != (height, width):
+            gh, gw = self.graph_size
+            raise InputError(f"--reid-size {height} {width}: {self.path} takes only {gh}x{gw} images (its input "
+                             f"shape is fixed); leave --reid-size out, or give the .pth/.safetensors weights "
+                             "(their cached ONNX export takes any size)")
+        self.preprocess = replace(self.preprocess, height=height, width=width)
 
     # -- inference ----------------------------------------------------------------------
     def _feed(self, batch: np.ndarray) -> np.ndarray:
@@ -330,4 +366,5 @@ class OnnxBackend:
             "input": {"name": self.input_name, "layout": self.layout, "dtype": np.dtype(self.input_dtype).name,
                       "fixed_batch": self.fixed_batch, "normalization_in_graph": self.normalization_in_graph},
             "output": self.output_name,
+            **({"notes": list(self.notes)} if self.notes else {}),
         }

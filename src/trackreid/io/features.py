@@ -1,9 +1,11 @@
 """Per-track features: the :class:`TrackFeatures` type and its two file formats.
 
 * ``track_features.pkl``: the seed's structure, ``{track_id: {'features': (D,) float32,
-  'all_features': (N, D) float32, 'frame_indices': [int, ...]}}``. Written for compatibility;
-  read back only through :class:`RestrictedUnpickler` (numpy arrays, numpy scalars and
-  builtins; anything else is refused without being executed).
+  'all_features': (N, D) float32, 'frame_indices': [int, ...]}}``. Written for compatibility
+  (pickle protocol 4, arrays rebuilt by ``numpy.ndarray(shape, dtype, bytearray)``, so numpy
+  1.x and 2.x both load it: see :class:`SeedPickler`); read back only through
+  :class:`RestrictedUnpickler` (numpy arrays, numpy scalars and builtins; anything else is
+  refused without being executed).
 * ``track_features.npz``: the same content without pickle (``np.load(allow_pickle=False)``),
   the format every other command reads by default. Arrays: ``track_ids`` (T,),
   ``features`` (T, D), ``all_features`` (M, D), ``offsets`` (T + 1,) so that track ``i`` owns
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import pickle  # noqa: S403 - writing the seed's format; reading goes through RestrictedUnpickler
 import zipfile
 from collections.abc import Mapping
@@ -26,7 +29,11 @@ import numpy as np
 from trackreid.errors import InputError, UnsafeFileError
 from trackreid.io.atomic import atomic_path
 
+log = logging.getLogger(__name__)
+
 PKL_NAME = "track_features.pkl"
+# Protocol 4: Python >= 3.4, objects over 4 GB. (5 adds only out-of-band buffers, unused here.)
+SEED_PICKLE_PROTOCOL = 4
 NPZ_NAME = "track_features.npz"
 
 _SAFE_GLOBALS = {
@@ -53,6 +60,29 @@ class RestrictedUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         raise UnsafeFileError(f"refused to unpickle {module}.{name}: only numpy arrays, numpy scalars "
                               "and builtin types are allowed in a features pickle")
+
+
+class SeedPickler(pickle.Pickler):
+    """Writes arrays so that numpy 1.x and 2.x both load them.
+
+    numpy 2 pickles an array through ``numpy._core.multiarray._reconstruct``, a module numpy
+    1.x does not have, so step-4 code still on numpy 1.26 could not read our pickle. Here an
+    array is rebuilt by ``numpy.ndarray(shape, dtype, bytearray(data))`` instead: the only
+    globals in the file are ``numpy.ndarray``, ``numpy.dtype`` and ``builtins.bytearray``
+    (public names in every numpy version, all admitted by :class:`RestrictedUnpickler`), and
+    the loaded array is an ordinary writable C-ordered ndarray.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is np.ndarray and not obj.dtype.hasobject:
+            c = np.ascontiguousarray(obj)
+            return np.ndarray, (c.shape, c.dtype, bytearray(c.tobytes()))
+        return NotImplemented
+
+
+def dump_seed_pickle(obj: Any, f: Any) -> None:
+    """Pickle ``obj`` (the seed's dict) to the binary file ``f`` in the numpy-1.x-compatible form."""
+    SeedPickler(f, protocol=SEED_PICKLE_PROTOCOL).dump(obj)
 
 
 def safe_pickle_load(path: Path) -> Any:
@@ -190,13 +220,20 @@ def write_features(tf: TrackFeatures, out_dir: Path, stem: str = "track_features
     if pkl:
         p = out_dir / f"{stem}.pkl"
         with atomic_path(p) as tmp, open(tmp, "wb") as f:
-            pickle.dump(tf.to_seed_dict(), f, protocol=pickle.HIGHEST_PROTOCOL)
+            dump_seed_pickle(tf.to_seed_dict(), f)
         written.append(p)
     return written
 
 
 def read_features(path: str | Path) -> TrackFeatures:
-    """Read features from ``.npz``, ``.pkl`` (restricted) or an extract output folder."""
+    """Read features from ``.npz``, ``.pkl`` (restricted) or an extract output folder.
+
+    A file is read as named. A folder is read through its ``.npz`` (no pickle involved), else
+    its ``.pkl``. The seed's pickle has no room for metadata (the model that made the features,
+    which later commands check): when a sibling ``.npz`` of the same stem holds the same
+    features, its metadata is taken; when it disagrees (the pickle was edited or replaced by
+    another tool), a warning says so and the features come without metadata.
+    """
     path = Path(path)
     if path.is_dir():
         for name in (NPZ_NAME, PKL_NAME):
@@ -205,22 +242,53 @@ def read_features(path: str | Path) -> TrackFeatures:
         raise InputError(f"{path}: no {NPZ_NAME} or {PKL_NAME} in this folder; run `trackreid extract` first")
     if not path.is_file():
         raise InputError(f"{path}: no such features file")
-    sibling = path.with_suffix(".npz")
-    if path.suffix == ".pkl" and sibling.is_file():
-        path = sibling  # same content, no pickle involved
     if path.suffix == ".npz":
-        try:
-            loaded = np.load(path, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):  # e.g. a bare .npy array renamed to .npz
-                raise ValueError(f"holds one {type(loaded).__name__}, not named arrays")
-            with loaded as z:
-                meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
-                return TrackFeatures(z["track_ids"], z["features"], z["all_features"], z["offsets"],
-                                     z["frame_indices"], meta)
-        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
-            raise InputError(f"{path}: not a trackreid features file ({e}); expected arrays track_ids, "
-                             "features, all_features, offsets, frame_indices") from None
+        return _read_npz(path)
     if path.suffix == ".pkl":
-        return TrackFeatures.from_seed_dict(safe_pickle_load(path), str(path))
+        tf = TrackFeatures.from_seed_dict(safe_pickle_load(path), str(path))
+        sibling = path.with_suffix(".npz")
+        if sibling.is_file():
+            tf.meta = _sibling_meta(path, tf, sibling)
+        return tf
     raise InputError(f"{path}: unknown features format {path.suffix!r}; expected .npz or .pkl written by "
                      "`trackreid extract`")
+
+
+def _read_npz(path: Path) -> TrackFeatures:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # e.g. a bare .npy array renamed to .npz
+            raise ValueError(f"holds one {type(loaded).__name__}, not named arrays")
+        with loaded as z:
+            meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+            return TrackFeatures(z["track_ids"], z["features"], z["all_features"], z["offsets"],
+                                 z["frame_indices"], meta)
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
+        raise InputError(f"{path}: not a trackreid features file ({e}); expected arrays track_ids, "
+                         "features, all_features, offsets, frame_indices") from None
+
+
+def _difference(a: TrackFeatures, b: TrackFeatures) -> str | None:
+    """What differs between two feature sets (None when they hold the same tracks and values)."""
+    if not np.array_equal(a.track_ids, b.track_ids):
+        return f"track ids differ ({len(a)} vs {len(b)} tracks)"
+    for name in ("features", "all_features", "offsets", "frame_indices"):
+        x, y = getattr(a, name), getattr(b, name)
+        if x.shape != y.shape or not np.array_equal(x, y):
+            return f"'{name}' differs"
+    return None
+
+
+def _sibling_meta(pkl: Path, tf: TrackFeatures, npz: Path) -> dict[str, Any]:
+    """The metadata of ``npz`` when it holds the same features as ``pkl``; else a warning and nothing."""
+    try:
+        other = _read_npz(npz)
+    except InputError as e:
+        log.warning("%s: read as named; the %s next to it is not readable (%s)", pkl, npz.name, e)
+        return {}
+    diff = _difference(tf, other)
+    if diff:
+        log.warning("%s: read as named, but %s next to it holds different features (%s); commands given "
+                    "the folder read the .npz. Delete or rewrite the stale one", pkl, npz.name, diff)
+        return {}
+    return other.meta

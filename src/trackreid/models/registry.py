@@ -70,7 +70,13 @@ class Preprocess:
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """A published pretrained file."""
+    """A published pretrained file.
+
+    ``url`` is the publisher's own address (torchreid's model zoo is on Google Drive; fetched
+    with gdown, the ``trackreid[zoo]`` extra). ``sha256`` is set only where the file's
+    provenance makes it certain; ``None`` means no verified sha256 is known, and a download
+    is then kept unverified, saying so.
+    """
 
     name: str
     arch: str
@@ -84,49 +90,60 @@ class ZooEntry:
     aliases: tuple[str, ...] = field(default_factory=tuple)
 
 
-# Reported same-domain numbers from torchreid's model zoo (REFERENCE.md). The sha256 values
-# are those of the files in the project's shared data, which are byte copies of the zoo files.
+def drive_url(file_id: str) -> str:
+    """The direct-download form of a Google Drive file id."""
+    return f"https://drive.google.com/uc?id={file_id}"
+
+
+# Reported numbers: torchreid's model zoo (REFERENCE.md). Addresses: the Google Drive file ids
+# that torchreid's docs/MODEL_ZOO.md links for each model (same-domain table; osnet_ain_x1_0 from
+# its "MSMT17 (combineall=True)" table); boxmot's TRAINED_URLS lists the same ids for its `.pt`
+# aliases. sha256: only the two x0_25 files whose bytes we hold (../shared/data/weights), which are
+# byte copies, through Yolov5_StrongSORT_OSNet forks, of the files those forks fetch from these
+# Drive ids. For the others no verified sha256 is known (torchreid publishes none).
 ZOO: dict[str, ZooEntry] = {
     e.name: e
     for e in [
         ZooEntry(
             "osnet_x1_0_market1501", "osnet_x1_0", "Market-1501",
             "osnet_x1_0_market_256x128_amsgrad_ep150_stp60_lr0.0015_b64_fb10_softmax_labelsmooth_flip.pth",
-            94.2, 82.6, aliases=("osnet_x1_0_market1501.pt",),
+            94.2, 82.6, url=drive_url("1vduhq5DpN2q1g4fYEZfPI17MJeh9qyrA"), aliases=("osnet_x1_0_market1501.pt",),
         ),
         ZooEntry(
             "osnet_x1_0_dukemtmcreid", "osnet_x1_0", "DukeMTMC-reID",
             "osnet_x1_0_duke_256x128_amsgrad_ep150_stp60_lr0.0015_b64_fb10_softmax_labelsmooth_flip.pth",
-            87.0, 70.2, aliases=("osnet_x1_0_dukemtmcreid.pt",),
+            87.0, 70.2, url=drive_url("1QZO_4sNf4hdOKKKzKc-TZU9WW1v6zQbq"), aliases=("osnet_x1_0_dukemtmcreid.pt",),
         ),
         ZooEntry(
             "osnet_x1_0_msmt17", "osnet_x1_0", "MSMT17",
             "osnet_x1_0_msmt17_256x128_amsgrad_ep150_stp60_lr0.0015_b64_fb10_softmax_labelsmooth_flip.pth",
-            74.9, 43.8, aliases=("osnet_x1_0_msmt17.pt",),
+            74.9, 43.8, url=drive_url("112EMUfBPYeYg70w-syK6V6Mx8-Qb9Q1M"), aliases=("osnet_x1_0_msmt17.pt",),
         ),
         ZooEntry(
             "osnet_x0_25_market1501", "osnet_x0_25", "Market-1501",
             "osnet_x0_25_market_256x128_amsgrad_ep180_stp80_lr0.003_b128_fb10_softmax_labelsmooth_flip.pth",
             91.2, 75.0,
             sha256="c0ff09177a21417a19bc73bbf5af4eb5d2b097c2074ed35e67819ee6cd93612c",
+            url=drive_url("1z1UghYvOTtjx7kEoRfmqSMu-z62J6MAj"),
             aliases=("osnet_x0_25_market1501.pth", "osnet_x0_25_market1501.pt"),
         ),
         ZooEntry(
             "osnet_x0_25_dukemtmcreid", "osnet_x0_25", "DukeMTMC-reID",
             "osnet_x0_25_duke_256x128_amsgrad_ep180_stp80_lr0.003_b128_fb10_softmax_labelsmooth_flip.pth",
-            82.0, 61.4, aliases=("osnet_x0_25_dukemtmcreid.pt",),
+            82.0, 61.4, url=drive_url("1eumrtiXT4NOspjyEV4j8cHmlOaaCGk5l"), aliases=("osnet_x0_25_dukemtmcreid.pt",),
         ),
         ZooEntry(
             "osnet_x0_25_msmt17", "osnet_x0_25", "MSMT17",
             "osnet_x0_25_msmt17_256x128_amsgrad_ep180_stp80_lr0.003_b128_fb10_softmax_labelsmooth_flip.pth",
             61.4, 29.5,
             sha256="6f57607fed9f502b9efed546108132ee715df5a5b6e6932c6269bacb47f59f99",
+            url=drive_url("1sSwXSUlj4_tHZequ_iZ8w_Jh0VaRQMqF"),
             aliases=("osnet_x0_25_msmt17.pth", "osnet_x0_25_msmt17.pt"),
         ),
         ZooEntry(
             "osnet_ain_x1_0_msmt17", "osnet_ain_x1_0", "MSMT17 (cross-domain to Market: 70.1 / 43.3)",
             "osnet_ain_x1_0_msmt17_256x128_amsgrad_ep50_lr0.0015_coslr_b64_fb10_softmax_labsmth_flip_jitter.pth",
-            aliases=("osnet_ain_x1_0_msmt17.pt",),
+            url=drive_url("1SigwBE6mPdqiJMqhuIY4aqC7--5CsMal"), aliases=("osnet_ain_x1_0_msmt17.pt",),
         ),
     ]
 }

@@ -3,18 +3,22 @@
 A ``--reid-model`` value is a file path or a zoo name (``osnet_x0_25_msmt17``, a zoo file
 name, or a boxmot alias). Names resolve inside the cache folder: ``$TRACKREID_HOME`` or
 ``~/.cache/trackreid``. Nothing is ever downloaded implicitly: :func:`download` runs only when
-the user asks (``trackreid models download NAME`` or ``--download``). It writes to a temporary
-file, verifies the sha256 where the zoo knows it, and renames only on success.
+the user asks (``trackreid models download NAME``). It fetches the publisher's address
+(Google Drive through gdown, the ``trackreid[zoo]`` extra; any other http(s):// or file://
+address with the standard library), or ``--url`` / ``$TRACKREID_MIRROR``, writes to a
+temporary file, verifies the sha256 where the zoo knows it, and renames only on success.
 """
 
 from __future__ import annotations
 
-import hashlib
+import inspect
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from trackreid.errors import DownloadError, ModelError
 from trackreid.io.atomic import atomic_path
@@ -58,46 +62,83 @@ def resolve_weights(spec: str | Path) -> Path:
     if cached.is_file():
         return cached
     raise ModelError(
-        f"{entry.name} is not downloaded. Run `trackreid models download {entry.name}` (or add --download), "
+        f"{entry.name} is not downloaded. Run `trackreid models download {entry.name}`, "
         f"or put the file {entry.file_name} at {cached} (set TRACKREID_HOME to use another folder)"
     )
+
+
+def is_drive_url(url: str) -> bool:
+    """A Google Drive address (fetched with gdown, which handles Drive's confirmation pages)."""
+    return urllib.parse.urlparse(url).hostname in ("drive.google.com", "docs.google.com")
 
 
 def download(entry: ZooEntry, url: str | None = None, progress: Progress | None = None,
              timeout: float = 60.0) -> Path:
     """Fetch ``entry`` into the cache, verify its sha256 when known, and return its path."""
+    from trackreid.models.weights import sha256_file
+
     src = download_url(entry, url)
     target = cached_path(entry)
     if src is None:
         raise DownloadError(
-            f"{entry.name}: the zoo has no direct download address for {entry.file_name} (it is hosted on "
-            f"Google Drive by torchreid). Download it by hand and put it at {target}, or pass --url URL, "
-            "or set TRACKREID_MIRROR to a folder URL holding it"
+            f"{entry.name}: no verified download address is known for {entry.file_name}. Download it by "
+            f"hand and put it at {target}, or pass --url URL, or set TRACKREID_MIRROR to a folder URL holding it"
         )
     if not src.startswith(("http://", "https://", "file://")):
         raise DownloadError(f"{src}: only http(s):// and file:// addresses are fetched")
-    h = hashlib.sha256()
     with atomic_path(target) as tmp:
-        try:
-            with urllib.request.urlopen(src, timeout=timeout) as r, open(tmp, "wb") as f:  # noqa: S310 - scheme checked above
-                total = r.headers.get("Content-Length")
-                total_n = int(total) if total and total.isdigit() else None
-                done = 0
-                while block := r.read(1 << 16):
-                    f.write(block)
-                    h.update(block)
-                    done += len(block)
-                    if progress:
-                        progress(done, total_n)
-            if total_n is not None and done != total_n:
-                raise DownloadError(f"{src}: connection closed after {done} of {total_n} bytes; try again")
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-            raise DownloadError(f"{src}: download failed ({e}). Offline? Put {entry.file_name} at {target}") from None
-        digest = h.hexdigest()
+        if is_drive_url(src):
+            _fetch_drive(src, tmp, progress, timeout, entry, target)
+        else:
+            _fetch_url(src, tmp, progress, timeout, entry, target)
+        digest = sha256_file(tmp)
         if entry.sha256 and digest != entry.sha256:
             raise DownloadError(f"{src}: sha256 {digest} does not match the published {entry.sha256}; "
                                 "the file is corrupt or not the zoo's. Nothing was kept")
     return target
+
+
+def _fetch_url(src: str, tmp: Path, progress: Progress | None, timeout: float, entry: ZooEntry,
+               target: Path) -> None:
+    try:
+        with urllib.request.urlopen(src, timeout=timeout) as r, open(tmp, "wb") as f:  # noqa: S310 - scheme checked
+            total = r.headers.get("Content-Length")
+            total_n = int(total) if total and total.isdigit() else None
+            done = 0
+            while block := r.read(1 << 16):
+                f.write(block)
+                done += len(block)
+                if progress:
+                    progress(done, total_n)
+        if total_n is not None and done != total_n:
+            raise DownloadError(f"{src}: connection closed after {done} of {total_n} bytes; try again")
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+        raise DownloadError(f"{src}: download failed ({e}). Offline? Put {entry.file_name} at {target}") from None
+
+
+def _fetch_drive(src: str, tmp: Path, progress: Progress | None, timeout: float, entry: ZooEntry,
+                 target: Path) -> None:
+    try:
+        import gdown
+    except ImportError:
+        raise DownloadError(
+            f"{entry.name} is hosted on Google Drive ({src}); downloading it needs gdown: "
+            f"pip install 'trackreid[zoo]' (or pip install gdown). Or download it by hand and put it at {target}"
+        ) from None
+    kwargs: dict[str, Any] = {"quiet": True}
+    accepted = inspect.signature(gdown.download).parameters
+    if progress is not None and "progress" in accepted:
+        kwargs["progress"] = progress
+    if "timeout" in accepted:
+        kwargs["timeout"] = timeout
+    try:
+        out = gdown.download(src, str(tmp), **kwargs)
+    except Exception as e:  # noqa: BLE001 - gdown raises its own, requests' and OS errors
+        raise DownloadError(f"{src}: download failed ({type(e).__name__}: {str(e).strip()[:300]}). Offline? "
+                            f"Put {entry.file_name} at {target}") from None
+    if out is None or not tmp.is_file():
+        raise DownloadError(f"{src}: gdown fetched nothing (Google Drive may be refusing the file for now); "
+                            f"try later, or put {entry.file_name} at {target}")
 
 
 def require_entry(name: str) -> ZooEntry:
