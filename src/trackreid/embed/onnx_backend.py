@@ -102,7 +102,9 @@ def _load_bytes(path: Path, zero_denormals: bool) -> tuple[bytes | str, int, dic
     try:
         proto = onnx.load(str(path))
     except Exception as e:  # noqa: BLE001 - onnx raises several types for a corrupt file
-        raise ModelError(f"{path}: not a readable ONNX model ({e})") from None
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path}: not a readable ONNX model ({reason}); expected an .onnx file from "
+                         "`trackreid export-onnx` or torch.onnx.export") from None
     count = zero_subnormal_initializers(proto)
     meta = {p.key: p.value for p in proto.metadata_props}
     if count:
@@ -183,6 +185,8 @@ class OnnxBackend:
         import onnxruntime as ort
 
         path = Path(path)
+        if path.is_dir():
+            raise ModelError(f"{path}: is a folder; --reid-model expects an .onnx file")
         if not path.is_file():
             raise ModelError(f"{path}: no such ONNX file")
         model, zeroed, meta = _load_bytes(path, zero_denormals)
@@ -224,13 +228,19 @@ class OnnxBackend:
         nhwc = declared == "NHWC" or (declared is None and shape[3] == 3 and shape[1] != 3)
         self.layout = "NHWC" if nhwc else "NCHW"
         h, w = (shape[1], shape[2]) if nhwc else (shape[2], shape[3])
+        channels = shape[3] if nhwc else shape[1]
+        if isinstance(channels, int) and channels != 3:
+            raise ModelError(f"{where}: input {inp.name} {shape} takes {channels}-channel images; a re-id model "
+                             "takes 3 channels (RGB). Pass the ONNX export of a person re-id network")
         self.fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
 
         outputs = self.session.get_outputs()
-        ranked = [o for o in outputs if len(o.shape) == 2] or [o for o in outputs if len(o.shape) == 4]
+        ranked = [o for o in outputs if len(o.shape) == 2] or [
+            o for o in outputs if len(o.shape) == 4 and all(not isinstance(d, int) or d == 1 for d in o.shape[2:])]
         if not ranked:
             desc = ", ".join(f"{o.name} {o.shape}" for o in outputs)
-            raise ModelError(f"{where}: no embedding output (batch, D) found among {desc}")
+            raise ModelError(f"{where}: no embedding output (batch, D) found among {desc}; a re-id model "
+                             "outputs one feature vector per image")
         out = ranked[0]
         if len(outputs) > 1:
             log.info("%s: %d outputs; using %s %s as the embedding", where, len(outputs), out.name, out.shape)

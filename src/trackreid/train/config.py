@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from trackreid.errors import InputError
+from trackreid.errors import InputError, yaml_error_text
 from trackreid.suggest import did_you_mean
 
 log = logging.getLogger(__name__)
@@ -467,7 +467,8 @@ def _read_file(path: Path, stack: tuple[Path, ...], notes: list[str]) -> tuple[d
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise InputError(f"{path}: not valid YAML ({e})") from None
+        raise InputError(f"{path}: not valid YAML at {yaml_error_text(e)}; fix the file (a FastReID-style "
+                         "config of KEY: value lines)") from None
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
