@@ -10,16 +10,24 @@ checked as such.
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from tests import bad_files as bf
-from tests.builders import Scene, make_index_scene, tiny_weights
+from tests.builders import Scene, make_index_scene, tiny_weights, track_colour
 from trackreid.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -287,7 +295,7 @@ BAD: list[Bad] = [
     _model_case("model-jpeg", lambda t: bf.jpeg_image(t / "person.jpg"), ("person.jpg", "image", "weights")),
     _model_case("model-jpeg-as-pth", lambda t: bf.jpeg_image(t / "model.pth"), ("model.pth", "image")),
     _model_case("model-zip-of-text", lambda t: bf.zip_of_text(t / "model.pth"), ("model.pth", "zip", "checkpoint")),
-    _model_case("model-tar-of-text", lambda t: bf.tar_of_text(t / "model.pth"), ("model.pth", "checkpoint")),
+    _model_case("model-tar-of-text", lambda t: bf.tar_of_text(t / "model.pth"), ("model.pth", "tar archive", "unpack")),
     _model_case("model-safetensors-wrong-tensors", lambda t: bf.safetensors_wrong(t / "model.safetensors"),
                 ("model.safetensors", "not an OSNet checkpoint", "known")),
     _model_case("model-safetensors-garbage", _write("model.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{junk}"),
@@ -305,8 +313,9 @@ BAD: list[Bad] = [
     _model_case("model-folder", lambda t: (t / "weights_dir").mkdir() or t / "weights_dir",
                 ("weights_dir", "folder", "file")),
     _model_case("model-unknown-zoo-name", lambda t: Path("osnet_x9_msmt17"), ("osnet_x9_msmt17", "models list")),
-    _model_case("models-info-text", lambda t: bf.text_file(t / "model.pth"), ("model.pth", "text file", "zoo name"), "models"),
-    _model_case("models-info-tar", lambda t: bf.tar_of_text(t / "model.tar"), ("model.tar", "checkpoint"), "models"),
+    _model_case("models-info-text", lambda t: bf.text_file(t / "model.pth"), ("model.pth", "text file", "zoo name"),
+                "models"),
+    _model_case("models-info-tar", lambda t: bf.tar_of_text(t / "model.tar"), ("model.tar", "tar archive"), "models"),
     _model_case("export-onnx-jpeg", lambda t: bf.jpeg_image(t / "model.pth"), ("model.pth", "image"), "export-onnx"),
     _model_case("evaluate-zip", lambda t: bf.zip_of_text(t / "model.pt"), ("model.pt", "checkpoint"), "evaluate"),
     # videos and frame folders
@@ -396,3 +405,279 @@ def test_the_battery_covers_every_command() -> None:
             continue
         key = {"export_onnx": "export", "prepare_data": "prepare"}.get(cmd, cmd)
         assert key in names or cmd in ("extract",), f"no bad-input case for {cmd}"
+
+
+# -- awkward inputs that are good inputs ----------------------------------------------------------
+
+CLEAN = "1,1,10,10,20,50,0.9,-1,-1,-1\n2,1,11,10,20,50,0.8,-1,-1,-1\n2,7,40,12,22,48,0.7,-1,-1,-1\n"
+
+GOOD_TRACKS = {
+    "header": "frame,id,bb_left,bb_top,bb_width,bb_height,conf,x,y,z\n" + CLEAN,
+    "blank-lines-and-comments": "# made by a tracker\n\n" + CLEAN.replace("\n", "\n\n", 1) + "\n\n",
+    "semicolons": CLEAN.replace(",", ";"),
+    "tabs": CLEAN.replace(",", "\t"),
+    "spaces": CLEAN.replace(",", " "),
+    "comma-and-space": CLEAN.replace(",", ", "),
+    "crlf": CLEAN.replace("\n", "\r\n"),
+    "utf8-bom": "\ufeff" + CLEAN,
+    "no-final-newline": CLEAN.rstrip("\n"),
+    "six-columns": "\n".join(",".join(r.split(",")[:6]) for r in CLEAN.splitlines()),
+    "header-and-semicolons": "frame;id;left;top;width;height;conf;x;y;z\n" + CLEAN.replace(",", ";"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOOD_TRACKS))
+def test_awkward_tracks_files_read_like_the_clean_one(name: str, tmp_path: Path) -> None:
+    from trackreid.io.mot import read_mot
+
+    (tmp_path / "clean.txt").write_text(CLEAN)
+    (tmp_path / "t.txt").write_bytes(GOOD_TRACKS[name].encode("utf-8"))
+    want, got = read_mot(tmp_path / "clean.txt"), read_mot(tmp_path / "t.txt")
+    assert got.frame.tolist() == want.frame.tolist() == [1, 2, 2]
+    assert got.track_id.tolist() == want.track_id.tolist() == [1, 1, 7]
+    np.testing.assert_array_equal(got.xywh, want.xywh)
+    if name != "six-columns":
+        np.testing.assert_array_equal(got.conf, want.conf)
+
+
+def test_zero_based_frames_work_with_frame_offset(tmp_path: Path) -> None:
+    from trackreid.io.mot import read_mot
+
+    (tmp_path / "t.txt").write_text("0,1,10,10,20,50\n1,1,11,10,20,50\n")
+    assert read_mot(tmp_path / "t.txt", frame_offset=1).frame.tolist() == [1, 2]
+
+
+def test_empty_boxes_are_skipped_counted_and_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from trackreid.io.mot import read_mot
+
+    (tmp_path / "t.txt").write_text(CLEAN + "3,1,10,10,0,50,1,-1,-1,-1\n3,7,10,10,20,-4,1,-1,-1,-1\n")
+    with caplog.at_level("WARNING"):
+        t = read_mot(tmp_path / "t.txt")
+    assert len(t) == 3 and t.stats["dropped_empty_box"] == 2
+    assert "t.txt: 2 rows have a box of zero or negative width or height" in caplog.text
+    assert "line 4" in caplog.text
+
+
+def test_ids_beyond_32_bits_survive_extract_exactly(kit: Kit, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from trackreid.io.features import read_features, safe_pickle_load
+
+    big = {1: 2**32 + 5, 2: 2**40 + 1, 3: 2**53 - 1}
+    rows = []
+    for line in kit.scene.tracks.read_text().splitlines():
+        f = line.split(",")
+        f[1] = str(big[int(f[1])])
+        rows.append(",".join(f))
+    (tmp_path / "big.txt").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    rc, _, err = run_cli(extract_args(kit, out, tracks=tmp_path / "big.txt", extra=("--save-crops",)), capsys)
+    assert rc == 0, err
+    assert sorted(read_features(out).track_ids.tolist()) == sorted(big.values())
+    assert sorted(safe_pickle_load(out / "track_features.pkl")) == sorted(big.values())
+    assert sorted(p.name for p in (out / "crops").iterdir()) == sorted(f"track_{v:04d}" for v in big.values())
+    meta = json.loads((out / "track_metadata.json").read_text())
+    assert sorted(int(k) for k in meta["tracks"]) == sorted(big.values())
+
+
+def _crop_colours_ok(out: Path, boxes: dict[tuple[int, int], tuple[int, int, int, int]], tol: int = 3) -> int:
+    """Every saved crop has the size of its box and the colour that encodes its (track, frame)."""
+    meta = json.loads((out / "track_metadata.json").read_text())
+    seen = 0
+    for tid, entry in meta["tracks"].items():
+        for crop, frame in zip(entry["crops"], entry["frame_indices"], strict=True):
+            img = cv2.imread(str(out / crop))
+            x0, y0, x1, y1 = boxes[(int(tid), int(frame))]
+            assert img.shape[:2] == (y1 - y0, x1 - x0), (crop, img.shape)
+            centre = img[img.shape[0] // 2, img.shape[1] // 2].astype(int)
+            assert np.abs(centre - track_colour(int(tid), int(frame))).max() <= tol, (crop, centre)
+            seen += 1
+    return seen
+
+
+@pytest.mark.parametrize("seek", [True, False], ids=["seek", "no-seek"])
+def test_variable_frame_rate_video_numbers_frames_by_decode_order(kit: Kit, tmp_path: Path, seek: bool,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Frame k is the k-th decoded frame whatever the timestamps; lossless FFV1 gives the very
+    pixels of the frame folder, so features and frame numbers equal the folder's exactly."""
+    from trackreid.io.features import read_features
+
+    video = bf.vfr_video(kit.scene.folder, tmp_path / "vfr.mkv")
+    out = tmp_path / "out"
+    extra = ("--max-crops-per-track", "5", "--sampling", "even") + (() if seek else ("--no-seek",))
+    rc, _, err = run_cli(extract_args(kit, out, source=video, extra=extra), capsys)  # as the kit's folder run
+    assert rc == 0, err
+    got, want = read_features(out), read_features(kit.features)
+    assert got.track_ids.tolist() == want.track_ids.tolist()
+    assert got.frame_indices.tolist() == want.frame_indices.tolist()
+    np.testing.assert_allclose(got.all_features, want.all_features, atol=1e-5)
+
+
+def test_a_video_with_another_extension_is_read_by_its_content(kit: Kit, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    renamed = tmp_path / "scene.dat"
+    shutil.copy(kit.mp4, renamed)
+    out = tmp_path / "out"
+    rc, _, err = run_cli(extract_args(kit, out, source=renamed, extra=("--save-crops", "--sampling", "even")), capsys)
+    assert rc == 0, err
+    assert _crop_colours_ok(out, kit.scene.boxes) == 3 * 10
+
+
+@pytest.mark.parametrize("seek", [True, False], ids=["seek", "no-seek"])
+def test_rotation_metadata_frames_are_read_upright_with_a_warning(kit: Kit, tmp_path: Path, seek: bool,
+                                                                  capsys: pytest.CaptureFixture[str],
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Phones store rotation as metadata; players, ffmpeg and OpenCV-based trackers show the frames
+    upright, so the tracker's boxes are in that orientation: trackreid reads frames upright too."""
+    video = bf.rotated_video(kit.mp4, tmp_path / "phone.mp4", 90)
+    bf.ffmpeg("-i", str(video), "-frames:v", "1", str(tmp_path / "shown.png"))  # ffmpeg rotates on decode
+    shown = cv2.imread(str(tmp_path / "shown.png"))
+    first = cv2.imread(str(kit.scene.folder / "000001.png"))
+    k = next(k for k in range(4) if np.rot90(first, k).shape == shown.shape and
+             np.abs(np.rot90(first, k).astype(int) - shown).max() <= 3)
+    assert k in (1, 3)
+    w = first.shape[1]
+    h = first.shape[0]
+    boxes = {}
+    rows = []
+    for (tid, frame), (x0, y0, x1, y1) in sorted(kit.scene.boxes.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        # np.rot90 by k=1 (counter-clockwise) sends pixel (x, y) to (y, w - 1 - x); k=3 to (h - 1 - y, x)
+        box = (y0, w - x1, y1, w - x0) if k == 1 else (h - y1, x0, h - y0, x1)
+        boxes[(tid, frame)] = box
+        rows.append(f"{frame},{tid},{box[0] + 1},{box[1] + 1},{box[2] - box[0]},{box[3] - box[1]},1,-1,-1,-1")
+    (tmp_path / "upright.txt").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    extra = ("--save-crops", "--max-crops-per-track", "4", "--sampling", "even") + (() if seek else ("--no-seek",))
+    with caplog.at_level("WARNING"):
+        rc, _, err = run_cli(extract_args(kit, out, source=video, tracks=tmp_path / "upright.txt", extra=extra), capsys)
+    assert rc == 0, err
+    assert "rotation metadata" in caplog.text
+    assert _crop_colours_ok(out, boxes) == 12
+    video_meta = json.loads((out / "track_metadata.json").read_text())["video"]
+    assert (video_meta["width"], video_meta["height"]) == (h, w) and video_meta["rotation"] in (90, 270)
+
+
+# -- output locations: read-only, full disk; interrupted runs ---------------------------------------
+
+def _userns_tmpfs_ok() -> bool:
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return False
+    probe = subprocess.run([unshare, "-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+                           capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+def _in_tmpfs(mount_opts: str, mountpoint: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``trackreid argv`` in a private mount namespace where ``mountpoint`` is a small tmpfs."""
+    script = (f"mount -t tmpfs -o {mount_opts} tmpfs {mountpoint} && "
+              f"exec {sys.executable} -m trackreid " + " ".join(f"'{a}'" for a in argv))
+    env = {**os.environ, "OPENCV_FFMPEG_LOGLEVEL": "-8"}
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300,
+                          env=env, cwd=ROOT)
+
+
+@pytest.mark.parametrize("where", ["read-only", "full-disk"])
+def test_read_only_and_full_output_file_systems(kit: Kit, tmp_path: Path, where: str) -> None:
+    """A real tmpfs (read-only, or 256 KiB that crops overflow) in a user namespace."""
+    if not _userns_tmpfs_ok():
+        pytest.skip("unprivileged user namespaces with tmpfs mounts are not permitted here "
+                    "(the in-process full-disk test still runs)")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    opts = "ro,size=256k" if where == "read-only" else "size=256k"
+    argv = extract_args(kit, mnt / "out", extra=("--save-crops", "--max-crops-per-track", "30"))
+    big = tmp_path / "big.txt"  # many crops: about 40 KiB each as JPEG at this size
+    big.write_text("".join(f"{k},{t},1,1,160,120,1,-1,-1,-1\n" for k in range(1, 31) for t in (1, 2, 3)))
+    argv[argv.index("--tracks") + 1] = str(big)
+    res = _in_tmpfs(opts, mnt, argv)
+    msg = check_error(res.returncode, res.stderr, "extract",
+                      ("out", "read-only" if where == "read-only" else "disk is full", "--output-dir"))
+    assert str(mnt / "out") in msg
+    assert not list(mnt.iterdir())  # the namespace's tmpfs is gone; nothing leaked into the real folder
+
+
+def test_full_disk_in_process_leaves_nothing(kit: Kit, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC on the 5th crop written (the file system's answer, simulated at the write call)."""
+    out = tmp_path / "out"
+    shutil.copytree(kit.features, out)
+    before = snapshot(out)
+    real = Path.write_bytes
+    calls = {"n": 0}
+
+    def write_bytes(self: Path, data: bytes) -> int:  # type: ignore[override]
+        calls["n"] += 1
+        if calls["n"] >= 5:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    rc, _, err = run_cli(extract_args(kit, out, extra=("--save-crops", "--overwrite")), capsys)
+    monkeypatch.undo()
+    msg = check_error(rc, err, "extract", ("disk is full", "--output-dir"))
+    assert ".trackreid-extract" not in msg  # the message names the output folder, not a staging name
+    assert snapshot(out) == before
+
+
+def test_keyboard_interrupt_mid_extract_leaves_the_folder_as_it_was(kit: Kit, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from trackreid.embed.backend import Embedder
+
+    out = tmp_path / "out"
+    shutil.copytree(kit.features, out)
+    before = snapshot(out)
+    real = Embedder.run_prepared
+    calls = {"n": 0}
+
+    def run_prepared(self: Embedder, batch: np.ndarray) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # Ctrl-C arrives while the second batch is embedded
+        return real(self, batch)
+
+    monkeypatch.setattr(Embedder, "run_prepared", run_prepared)
+    rc, _, err = run_cli(extract_args(kit, out, extra=("--save-crops", "--overwrite", "--batch-size", "4")), capsys)
+    assert calls["n"] == 2
+    assert rc == 130 and err.strip() == "trackreid extract: interrupted"
+    assert snapshot(out) == before
+
+
+def test_sigint_mid_extract_in_a_real_process(kit: Kit, tmp_path: Path) -> None:
+    """A real Ctrl-C (SIGINT) once crops are being written: exit 130, one line, the old outputs intact."""
+    scene = make_index_scene(tmp_path / "long", frames=240)
+    out = tmp_path / "out"
+    shutil.copytree(kit.features, out)
+    before = snapshot(out)
+    argv = extract_args(kit, out, source=scene.folder, tracks=scene.tracks,
+                        extra=("--save-crops", "--overwrite", "--batch-size", "1", "--max-crops-per-track", "240"))
+    proc = subprocess.Popen([sys.executable, "-m", "trackreid", *argv], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(p.suffix == ".jpg" for p in out.glob(".trackreid-extract-*/crops/*/*")):
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "extract ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "trackreid extract: interrupted"
+    assert snapshot(out) == before
+
+
+SUBPROCESS_CASES = ["model-text", "model-tar-of-text", "video-zero-frames", "tracks-duplicate-frame-id",
+                    "train-yaml-syntax", "centralize-unsafe-pkl"]
+
+
+@pytest.mark.parametrize("name", SUBPROCESS_CASES)
+def test_bad_input_in_a_real_process_prints_no_traceback(name: str, kit: Kit, tmp_path: Path) -> None:
+    case = next(c for c in BAD if c.name == name)
+    argv = case.make(kit, tmp_path)
+    before = snapshot(tmp_path / case.watch)
+    res = subprocess.run([sys.executable, "-m", "trackreid", *argv], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT)
+    assert res.returncode == 2
+    check_error(res.returncode, res.stderr, argv[0], case.needles)
+    assert len([ln for ln in res.stderr.splitlines() if ln.strip()]) == 1, res.stderr
+    assert res.stdout == ""
+    assert snapshot(tmp_path / case.watch) == before

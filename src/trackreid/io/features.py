@@ -63,7 +63,8 @@ def safe_pickle_load(path: Path) -> Any:
     except UnsafeFileError as e:
         raise UnsafeFileError(f"{path}: {e}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
-        raise InputError(f"{path}: not a readable features pickle ({e})") from None
+        raise InputError(f"{path}: not a readable features pickle ({e}); expected the {PKL_NAME} that "
+                         "`trackreid extract` writes") from None
 
 
 @dataclass
@@ -209,6 +210,9 @@ def read_features(path: str | Path) -> TrackFeatures:
     if path.suffix == ".pkl" and sibling.is_file():
         path = sibling  # same content, no pickle involved
     if path.suffix == ".npz":
+        if not zipfile.is_zipfile(path):
+            raise InputError(f"{path}: not an .npz archive of arrays; expected the {NPZ_NAME} that "
+                             "`trackreid extract` writes")
         try:
             loaded = np.load(path, allow_pickle=False)
             if not isinstance(loaded, np.lib.npyio.NpzFile):  # e.g. a bare .npy array renamed to .npz

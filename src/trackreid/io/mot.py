@@ -124,7 +124,8 @@ def read_mot(
         raise InputError(f"{path}:{line_no[bad[0]]}: frame number beyond 2^53 ({_quote(text, line_no[bad[0]])})")
     bad = np.flatnonzero(frames != np.round(frames))
     if len(bad):
-        raise InputError(f"{path}:{line_no[bad[0]]}: frame number {frames[bad[0]]} is not an integer")
+        raise InputError(f"{path}:{line_no[bad[0]]}: frame number {frames[bad[0]]} is not an integer; MOT frames "
+                         "are whole numbers from 1 (the first column)")
     frame = frames.astype(np.int64) + int(frame_offset)
     bad = np.flatnonzero(frame < 1)
     if len(bad):
@@ -223,7 +224,8 @@ def _careful_parse(text: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise InputError(f"{path}:{lineno}: expected 6 to 10 values "
                              f"(frame,id,left,top,width,height[,conf,x,y,z]), found {len(parts)}: {line[:80]!r}")
         if ncols is not None and len(parts) != ncols:
-            raise InputError(f"{path}:{lineno}: {len(parts)} values, but earlier rows have {ncols}")
+            raise InputError(f"{path}:{lineno}: {len(parts)} values, but earlier rows have {ncols}; every row "
+                             "needs the same columns")
         ncols = len(parts)
         try:
             vals = [float(p) for p in parts]

@@ -132,7 +132,7 @@ def not_weights(path: Path) -> str | None:
         if head.startswith(magic):
             return what
     if len(head) >= 262 and head[257:262] == b"ustar":
-        return "a tar archive (not a PyTorch checkpoint; unpack it and pass the .pth inside)"
+        return "a tar archive (unpack it and pass the weights file inside)"
     if head.startswith(b"PK\x03\x04"):
         if not zipfile.is_zipfile(path):
             return "a truncated or corrupt zip archive (a PyTorch checkpoint without its end? copy it again)"
@@ -140,7 +140,7 @@ def not_weights(path: Path) -> str | None:
             names = z.namelist()
         if not any(n.endswith("data.pkl") for n in names):
             few = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
-            return f"a zip archive of other files ({few}), not a PyTorch checkpoint"
+            return f"a zip archive of other files ({few})"
         return None
     if b"\x00" not in head and not head.startswith(b"\x80"):
         try:
@@ -229,7 +229,8 @@ def _unwrap(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], str, dict[st
                          "'state_dict' or 'model')")
     sd = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not sd:
-        raise ModelError(f"{path}: the checkpoint holds no tensors")
+        raise ModelError(f"{path}: the checkpoint holds no tensors; expected a state dict, as written by "
+                         "torch.save(model.state_dict(), path)")
     if all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
     if any(k.startswith("backbone.") for k in sd):

@@ -462,8 +462,10 @@ def _read_file(path: Path, stack: tuple[Path, ...], notes: list[str]) -> tuple[d
     except FileNotFoundError:
         where = f" (named by _BASE_ in {stack[-1]})" if stack else ""
         raise InputError(f"{path}: no such config file{where}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read the config file ({e})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; --config-file expects a YAML config") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the config file ({e.strerror or e})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
