@@ -168,9 +168,17 @@ def audio_only(path: Path) -> Path:
 def vfr_video(folder: Path, path: Path) -> Path:
     """Lossless FFV1 in MKV with uneven frame durations (1, 2, 3, ... ticks of 1/100 s)."""
     ext = next(iter(sorted(p.suffix for p in folder.iterdir())))
-    ffmpeg("-framerate", "25", "-i", str(folder / f"%06d{ext}"), "-vf", "setpts='(N*N+N)/2/100/TB'",
-           "-fps_mode", "passthrough", "-c:v", "ffv1", str(path))
+    ffmpeg("-framerate", "25", "-i", str(folder / f"%06d{ext}"), "-vf", "settb=1/1000,setpts=(N*N+N)/2/100/TB",
+           "-fps_mode", "passthrough", "-enc_time_base", "1:1000", "-c:v", "ffv1", str(path))
     return path
+
+
+def frame_times(path: Path) -> list[float]:
+    """Presentation times of the video's packets (ffprobe), in seconds."""
+    exe = shutil.which("ffprobe") or "ffprobe"
+    res = subprocess.run([exe, "-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time",
+                          "-of", "csv=p=0", str(path)], check=True, capture_output=True, text=True, timeout=60)
+    return sorted(float(x) for x in res.stdout.split())
 
 
 def rotated_video(src: Path, path: Path, degrees: int = 90) -> Path:
