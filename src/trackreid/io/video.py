@@ -277,7 +277,7 @@ class ImageFolderSource(FrameSource):
     def _read(self, f: Path, k: int) -> np.ndarray:
         img = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if img is None:
-            raise InputError(f"{f}: frame {k} cannot be read as an image (corrupt or unsupported format); "
+            raise InputError(f"{f}: cannot be read as an image (frame {k}: corrupt or unsupported format); "
                              "replace the file (frames are numbered by their order in the folder)")
         return img
 
