@@ -40,10 +40,16 @@ class Kit:
     root: Path
     scene: Scene
     weights: Path  # osnet_tiny, trackreid safetensors
-    pth: Path  # osnet_tiny, plain torch state dict
     features: Path  # an extract output folder of the scene
-    mp4: Path  # the scene as H.264 (lossless)
     market: Path  # a tiny Market-1501-style dataset (query/, bounding_box_test/) of the scene's crops
+
+    @property
+    def mp4(self) -> Path:
+        """The scene as lossless H.264 (yuv444p), made on first use: only video cases need ffmpeg."""
+        path = self.root / "scene.mp4"
+        if not path.is_file():
+            bf.frames_video(self.scene.folder, path, "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p")
+        return path
 
 
 @pytest.fixture(scope="session")
@@ -51,13 +57,11 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
     root = tmp_path_factory.mktemp("bad_inputs")
     scene = make_index_scene(root / "scene", frames=30)
     weights = tiny_weights(root / "tiny.safetensors")
-    pth = bf.torch_state_dict(root / "tiny.pth")
     features = root / "features"
     rc = main(["extract", "--source", str(scene.folder), "--tracks", str(scene.tracks), "--reid-model", str(weights),
                "--output-dir", str(features), "--backend", "torch", "--device", "cpu", "--quiet", "--save-crops",
                "--max-crops-per-track", "5", "--sampling", "even"])
     assert rc == 0
-    mp4 = bf.frames_video(scene.folder, root / "scene.mp4", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p")
     market = root / "market"
     for split, tracks in (("query", (1, 2, 3)), ("bounding_box_test", (1, 2, 3))):
         (market / split).mkdir(parents=True)
@@ -65,7 +69,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
             crops = sorted((features / "crops" / f"track_{tid:04d}").iterdir())
             for j, crop in enumerate(crops[:2] if split == "query" else crops[2:]):
                 shutil.copy(crop, market / split / f"{tid:04d}_c{1 if split == 'query' else 2}s1_{j:06d}_00.jpg")
-    return Kit(root, scene, weights, pth, features, mp4, market)
+    return Kit(root, scene, weights, features, market)
 
 
 def extract_args(kit: Kit, out: Path, *, source: Path | None = None, tracks: Path | None = None,
@@ -257,8 +261,8 @@ def _output_under_file(kit: Kit, tmp: Path) -> list[str]:
     return extract_args(kit, tmp / "out" / "sub")
 
 
-def _visualize_labels(kit: Kit, tmp: Path) -> list[str]:
-    (tmp / "labels.csv").write_text("track,identity\n1,alice\ntwo,bob\n")
+def _visualize_labels(kit: Kit, tmp: Path, content: bytes = b"track,identity\n1,alice\ntwo,bob\n") -> list[str]:
+    (tmp / "labels.csv").write_bytes(content)
     return ["visualize", "--features", str(kit.features), "--output", str(tmp / "out" / "plot.png"),
             "--method", "pca", "--labels", str(tmp / "labels.csv")]
 
@@ -368,6 +372,8 @@ BAD: list[Bad] = [
     Bad("reduce-dim-too-big", lambda k, t: _reduce_args(k, t, "--dim", "4096"), ("--dim 4096", "expected")),
     Bad("reduce-pca-garbage", _pca_garbage, ("p.npz", "PCA")),
     Bad("visualize-bad-labels", _visualize_labels, ("labels.csv", "line 3", "two")),
+    Bad("visualize-binary-labels", lambda k, t: _visualize_labels(k, t, bytes(range(128, 256))),
+        ("labels.csv", "not a text file", "track,identity")),
     Bad("prepare-missing-crops", _prepare("missing"), ("nowhere", "no such")),
     Bad("prepare-bad-manifest", _prepare("manifest"), ("manifest.yml", "line 4", "YAML")),
     Bad("prepare-short-idmap-row", _prepare("idmap_short"), ("ids.csv:2", "3 values")),

@@ -211,8 +211,8 @@ def read_features(path: str | Path) -> TrackFeatures:
         path = sibling  # same content, no pickle involved
     if path.suffix == ".npz":
         if not zipfile.is_zipfile(path):
-            raise InputError(f"{path}: not an .npz archive of arrays; expected the {NPZ_NAME} that "
-                             "`trackreid extract` writes")
+            raise InputError(f"{path}: not a trackreid features file (not an .npz archive of arrays); expected "
+                             f"the {NPZ_NAME} that `trackreid extract` writes")
         try:
             loaded = np.load(path, allow_pickle=False)
             if not isinstance(loaded, np.lib.npyio.NpzFile):  # e.g. a bare .npy array renamed to .npz
