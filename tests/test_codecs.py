@@ -26,7 +26,7 @@ from trackreid.io.features import read_features
 
 CODECS = {
     "avi-mpeg4": ("clip.avi", ("-c:v", "mpeg4", "-q:v", "2")),
-    "mkv-hevc": ("clip.mkv", ("-c:v", "libx265", "-crf", "18", "-preset", "ultrafast",
+    "mkv-hevc": ("clip.mkv", ("-c:v", "libx265", "-crf", "18", "-preset", "fast",
                               "-x265-params", "log-level=error")),
     "webm-vp9": ("clip.webm", ("-c:v", "libvpx-vp9", "-crf", "15", "-b:v", "0", "-deadline", "realtime",
                                "-cpu-used", "8")),
