@@ -110,7 +110,7 @@ def check_error(rc: int, err: str, command: str, needles: tuple[str, ...]) -> st
     assert "Traceback" not in err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith(f"trackreid {command}: error: ")]
-    assert len(errors) == 1, f"expected one error line, got: {lines}"
+    assert len(errors) == 1 and len(lines) == 1, f"expected one error line, got: {lines}"
     msg = errors[0]
     for needle in needles:
         assert needle.lower() in msg.lower(), f"{needle!r} missing from: {msg}"
@@ -306,6 +306,8 @@ BAD: list[Bad] = [
     _model_case("model-tar-of-text", lambda t: bf.tar_of_text(t / "model.pth"), ("model.pth", "tar archive", "unpack")),
     _model_case("model-safetensors-wrong-tensors", lambda t: bf.safetensors_wrong(t / "model.safetensors"),
                 ("model.safetensors", "not an OSNet checkpoint", "known")),
+    _model_case("model-safetensors-named-pth", lambda t: bf.safetensors_wrong(t / "model.pth"),
+                ("model.pth", "safetensors", "rename")),
     _model_case("model-safetensors-garbage", _write("model.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{junk}"),
                 ("model.safetensors", "safetensors")),
     _model_case("model-onnx-not-image", lambda t: bf.onnx_wrong_input(t / "model.onnx"),

@@ -131,6 +131,9 @@ def not_weights(path: Path) -> str | None:
     for magic, what in _MAGIC:
         if head.startswith(magic):
             return what
+    n = int.from_bytes(head[:8], "little") if len(head) >= 9 else 0
+    if head[8:9] == b"{" and 8 + n <= size and path.suffix != ".safetensors":
+        return "a safetensors file with another extension (rename it to end in .safetensors)"
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "a tar archive (unpack it and pass the weights file inside)"
     if head.startswith(b"PK\x03\x04"):
