@@ -185,3 +185,17 @@ def rotated_video(src: Path, path: Path, degrees: int = 90) -> Path:
     """The same stream with rotation metadata (a display matrix), as phones write it."""
     ffmpeg("-i", str(src), "-c", "copy", "-metadata:s:v:0", f"rotate={degrees}", str(path))
     return path
+
+
+def onnx_fixed_inside(path: Path) -> Path:
+    """Declares any image size (N, 3, H, W) but only works for 64x32: Flatten -> MatMul (6144 x 8)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])
+    w = numpy_helper.from_array(np.ones((3 * 64 * 32, 8), np.float32), "w")
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], axis=1), helper.make_node("MatMul", ["f", "w"], ["y"])]
+    graph = helper.make_graph(nodes, "fixed_inside", [x], [y], initializer=[w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path

@@ -317,6 +317,8 @@ BAD: list[Bad] = [
     _model_case("model-onnx-feature-map", lambda t: bf.onnx_feature_map(t / "model.onnx"),
                 ("model.onnx", "embedding")),
     _model_case("model-onnx-garbage", _onnx_renamed, ("model.onnx", "ONNX")),
+    _model_case("model-onnx-fails-at-run", lambda t: bf.onnx_fixed_inside(t / "model.onnx"),
+                ("model.onnx", "fails on", "256x128", "--reid-size")),
     _model_case("model-non-tensor-dict", lambda t: bf.torch_non_tensors(t / "model.pth"), ("model.pth", "tensors")),
     _model_case("model-unsafe-pickle", lambda t: bf.unsafe_pickle(t / "model.pth"),
                 ("model.pth", "refused", "os.system")),

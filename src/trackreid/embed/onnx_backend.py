@@ -283,10 +283,23 @@ class OnnxBackend:
                 x = x.transpose(0, 2, 3, 1)
         return np.ascontiguousarray(x, dtype=self.input_dtype)
 
+    def _session_run(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            out = self.session.run([self.output_name], {self.input_name: self._feed(batch)})[0]
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise ModelError(f"{self.path}: the graph fails on {len(batch)} RGB crops of "
+                             f"{batch.shape[1]}x{batch.shape[2]} ({reason}); it is not a re-id model for this input, "
+                             "or its input size differs: state it in a sidecar JSON or pass --reid-size H W") from None
+        if out.ndim < 2 or out.shape[0] != len(batch):
+            raise ModelError(f"{self.path}: output {self.output_name} has shape {out.shape} for a batch of "
+                             f"{len(batch)}; expected one embedding per crop")
+        return np.asarray(out)
+
     def _run_padded(self, batch: np.ndarray) -> np.ndarray:
         n = len(batch)
         if self.fixed_batch is None:
-            outs = [self.session.run([self.output_name], {self.input_name: self._feed(batch)})[0]]
+            outs = [self._session_run(batch)]
         else:
             b = self.fixed_batch
             outs = []
@@ -295,7 +308,7 @@ class OnnxBackend:
                 if len(chunk) < b:
                     pad = np.zeros((b - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)
                     chunk = np.concatenate([chunk, pad])
-                outs.append(self.session.run([self.output_name], {self.input_name: self._feed(chunk)})[0])
+                outs.append(self._session_run(chunk))
         out = np.concatenate(outs) if len(outs) > 1 else outs[0]
         return np.asarray(out, dtype=np.float32).reshape(out.shape[0], -1)[:n]
 
