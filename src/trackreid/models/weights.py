@@ -150,18 +150,23 @@ def not_weights(path: Path) -> str | None:
             text = head.decode("utf-8")
         except UnicodeDecodeError:
             return None
-        if _is_pickle(path):
+        if _is_pickle(head):
             return None  # a protocol-0 pickle is ASCII; torch.load (weights_only) judges it
         first = text.strip().splitlines()[0][:40] if text.strip() else ""
         return f"a text file (starts with {first!r})"
     return None
 
 
-def _is_pickle(path: Path) -> bool:
+def _is_pickle(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) reads as a pickle stream, to its STOP or to its end."""
+    ops = 0
     try:
-        for op, _, _ in pickletools.genops(path.read_bytes()):
+        for op, _, _ in pickletools.genops(head):
+            ops += 1
             if op.name == "STOP":
                 return True
+    except ValueError as e:  # a longer pickle cut by the read ends in "exhausted" or a missing newline
+        return ops >= 16 and any(w in str(e) for w in ("exhausted", "no newline", "not enough"))
     except Exception:  # noqa: BLE001 - not a pickle stream
         return False
     return False
