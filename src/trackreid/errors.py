@@ -32,3 +32,13 @@ class OutputError(TrackReidError):
 
 class DownloadError(ModelError):
     """A requested download failed or did not match its published checksum."""
+
+
+def yaml_error_text(e: Exception) -> str:
+    """A YAML parser error on one line: ``line L, column C: problem (context)``."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    text = str(e).strip()
+    problem = getattr(e, "problem", None) or (text.splitlines()[0] if text else type(e).__name__)
+    context = getattr(e, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}" + (f" ({context})" if context else "")

@@ -32,8 +32,8 @@ import numpy as np
 from trackreid import __version__
 from trackreid.embed.backend import Embedder
 from trackreid.embed.preprocess import l2_normalize, resize_one
-from trackreid.errors import OutputError
-from trackreid.io.atomic import check_output_dir
+from trackreid.errors import InputError, OutputError
+from trackreid.io.atomic import check_output_dir, output_error
 from trackreid.io.features import NPZ_NAME, PKL_NAME, TrackFeatures, write_features
 from trackreid.io.mot import Tracks, read_mot
 from trackreid.io.video import FrameSource
@@ -144,10 +144,7 @@ class _Producer(threading.Thread):
         ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             raise OutputError(f"{path}: JPEG encoding failed")
-        try:
-            path.write_bytes(buf.tobytes())
-        except OSError as e:
-            raise OutputError(f"{path}: cannot write crop ({e.strerror})") from None
+        path.write_bytes(buf.tobytes())  # an OSError (disk full, ...) is reported for the output folder
 
 
 def _embed_plan(source: FrameSource, plan: SamplePlan, embedder: Embedder, crops_dir: Path | None,
@@ -243,6 +240,8 @@ def extract(
         tracks_path = str(tracks)
     plan = plan_samples(trk, src.info.width, src.info.height, config.sampling,
                         src.info.frame_count if src.info.kind == "images" else None)
+    if len(plan) == 0 and len(trk):
+        raise _nothing_to_crop(trk, src, tracks_path, plan.stats, src.info.frame_count)
 
     stage: Path | None = None
     created_out = False
@@ -255,6 +254,8 @@ def extract(
         if crops_dir is not None:
             crops_dir.mkdir()
         feats, filled = _embed_plan(src, plan, embedder, crops_dir, config, progress)
+        if len(plan) and not filled.any():
+            raise _nothing_to_crop(trk, src, tracks_path, {"boxes_past_end_of_video": len(plan)}, src.last_frame)
         missing = int((~filled).sum())
         elapsed = time.perf_counter() - t0
         stats = {**trk.stats, **plan.stats, "crops_past_end_of_video": missing, "crops_embedded": int(filled.sum()),
@@ -288,13 +289,26 @@ def extract(
         _publish(stage, out, config.save_crops)
         return ExtractResult(tf, meta, out, out / CROPS_DIR if config.save_crops else None)
     except OSError as e:
-        raise OutputError(f"{out}: cannot write outputs ({e.strerror or e}); check free space and "
-                          "permissions") from None
+        raise output_error(out if out is not None else Path(str(e.filename or ".")), e) from None
     finally:
         if stage is not None and stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
         if created_out and out is not None and out.exists() and not any(out.iterdir()):
             out.rmdir()
+
+
+def _nothing_to_crop(trk: Tracks, src: FrameSource, tracks_path: str | None, stats: dict[str, int],
+                     frames: int | None) -> InputError:
+    """The error for tracks that have no box inside the source: most likely another video's tracks."""
+    name = tracks_path or "the tracks"
+    info = src.info
+    if stats.get("boxes_past_end_of_video"):
+        where = (f"its frames run from frame {int(trk.frame.min())} to frame {int(trk.frame.max())}, but "
+                 f"{info.path} has {frames} frames")
+    else:
+        where = f"all {len(trk)} boxes lie outside the {info.width}x{info.height} frames of {info.path}"
+    return InputError(f"{name}: no box to crop: {where}. Are these the tracks of this video (--tracks, --source)? "
+                      "Check --frame-offset for files that number frames differently")
 
 
 def _publish(stage: Path, out: Path, crops: bool) -> None:

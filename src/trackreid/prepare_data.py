@@ -36,7 +36,7 @@ import numpy as np
 import yaml
 
 from trackreid.datasets import IMAGE_SUFFIXES, ImageSet
-from trackreid.errors import InputError, OutputError
+from trackreid.errors import InputError, OutputError, yaml_error_text
 from trackreid.io.atomic import atomic_dir
 
 _FRAME = re.compile(r"frame_(\d+)")
@@ -113,9 +113,12 @@ def read_identity_map(path: Path, cameras: Sequence[str]) -> dict[tuple[str, str
     """CSV with a header ``camera,track,person``: (camera, track) -> person id."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise InputError(f"{path}: cannot read the identity map ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; --identity-map expects a CSV with the header "
+                         "'camera,track,person'") from None
     rows = list(csv.reader(text.splitlines()))
     if not rows or [c.strip().lower() for c in rows[0]] != ["camera", "track", "person"]:
         found = ",".join(rows[0]) if rows else "nothing"
@@ -140,11 +143,13 @@ def read_manifest(path: Path) -> tuple[list[CameraSource], Path | None]:
     """YAML/JSON ``{cameras: [{name, crops_dir}, ...], identity_map: file}``; paths relative to it."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except OSError as e:
         raise InputError(f"{path}: cannot read the manifest ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; --manifest expects YAML or JSON") from None
     except yaml.YAMLError as e:
-        raise InputError(f"{path}: not valid YAML/JSON ({e})") from None
+        raise InputError(f"{path}: not valid YAML/JSON at {yaml_error_text(e)}") from None
     if not isinstance(data, dict) or not isinstance(data.get("cameras"), list) or not data["cameras"]:
         raise InputError(f"{path}: expected 'cameras:' with a list of {{name: ..., crops_dir: ...}} entries")
     sources = []

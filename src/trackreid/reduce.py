@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,8 +150,9 @@ def load_pca(path: str | Path) -> PcaModel:
             meta = json.loads(str(z["meta"]))
             arrays = {k: z[k] for k in _ARRAYS[:4]}
             whiten = bool(z["whiten"])
-    except (ValueError, OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: not a readable PCA model ({e})") from None
+    except (ValueError, OSError, json.JSONDecodeError, zipfile.BadZipFile, EOFError) as e:
+        raise InputError(f"{path}: not a readable PCA model ({e}); give the .pca.npz that `trackreid reduce` "
+                         "saved") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else meta
         raise InputError(f"{path}: not a trackreid PCA model (format {found!r}, expected {FORMAT!r})")

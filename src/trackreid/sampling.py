@@ -129,7 +129,7 @@ def plan_samples(tracks: Tracks, width: int, height: int, config: SamplingConfig
 
     order = np.lexsort((tracks.frame, tracks.track_id))
     tid_sorted = tracks.track_id[order]
-    starts = np.flatnonzero(np.r_[True, tid_sorted[1:] != tid_sorted[:-1]])
+    starts = np.flatnonzero(np.r_[True, tid_sorted[1:] != tid_sorted[:-1]]) if len(order) else np.zeros(0, np.int64)
     ends = np.r_[starts[1:], len(order)]
     chosen: list[np.ndarray] = []
     track_rows: dict[int, np.ndarray] = {}

@@ -79,6 +79,9 @@ def read_label_file(path: Path, tracks: LabelledTracks) -> dict[str, dict[str, s
         text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise InputError(f"--labels {path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--labels {path}: not a text file; expected a CSV with the header "
+                         "track,identity[,camera]") from None
     rows = list(csv.DictReader(text.splitlines()))
     fields = [f.strip().lower() for f in (rows[0].keys() if rows else [])]
     if "track" not in fields or not ({"identity", "camera"} & set(fields)):

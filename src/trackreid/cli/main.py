@@ -68,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrackReidError as e:
         if args.debug:
             raise
-        print(f"trackreid {args.command}: error: {e}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(e).splitlines() if line.strip())  # one line, always
+        print(f"trackreid {args.command}: error: {message}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"trackreid {args.command}: interrupted", file=sys.stderr)

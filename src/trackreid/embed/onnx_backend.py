@@ -103,7 +103,9 @@ def _load_bytes(path: Path, zero_denormals: bool) -> tuple[bytes | str, int, dic
     try:
         proto = onnx.load(str(path))
     except Exception as e:  # noqa: BLE001 - onnx raises several types for a corrupt file
-        raise ModelError(f"{path}: not a readable ONNX model ({e})") from None
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path}: not a readable ONNX model ({reason}); expected an .onnx file from "
+                         "`trackreid export-onnx` or torch.onnx.export") from None
     count = zero_subnormal_initializers(proto)
     meta = {p.key: p.value for p in proto.metadata_props}
     if count:
@@ -207,6 +209,8 @@ class OnnxBackend:
         import onnxruntime as ort
 
         path = Path(path)
+        if path.is_dir():
+            raise ModelError(f"{path}: is a folder; --reid-model expects an .onnx file")
         if not path.is_file():
             raise ModelError(f"{path}: no such ONNX file")
         threads = threads or cpu_threads()
@@ -251,13 +255,19 @@ class OnnxBackend:
         nhwc = declared == "NHWC" or (declared is None and shape[3] == 3 and shape[1] != 3)
         self.layout = "NHWC" if nhwc else "NCHW"
         h, w = (shape[1], shape[2]) if nhwc else (shape[2], shape[3])
+        channels = shape[3] if nhwc else shape[1]
+        if isinstance(channels, int) and channels != 3:
+            raise ModelError(f"{where}: input {inp.name} {shape} takes {channels}-channel images; a re-id model "
+                             "takes 3 channels (RGB). Pass the ONNX export of a person re-id network")
         self.fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
 
         outputs = self.session.get_outputs()
-        ranked = [o for o in outputs if len(o.shape) == 2] or [o for o in outputs if len(o.shape) == 4]
+        ranked = [o for o in outputs if len(o.shape) == 2] or [
+            o for o in outputs if len(o.shape) == 4 and all(not isinstance(d, int) or d == 1 for d in o.shape[2:])]
         if not ranked:
             desc = ", ".join(f"{o.name} {o.shape}" for o in outputs)
-            raise ModelError(f"{where}: no embedding output (batch, D) found among {desc}")
+            raise ModelError(f"{where}: no embedding output (batch, D) found among {desc}; a re-id model "
+                             "outputs one feature vector per image")
         out = ranked[0]
         if len(outputs) > 1:
             log.info("%s: %d outputs; using %s %s as the embedding", where, len(outputs), out.name, out.shape)
@@ -309,10 +319,23 @@ class OnnxBackend:
                 x = x.transpose(0, 2, 3, 1)
         return np.ascontiguousarray(x, dtype=self.input_dtype)
 
+    def _session_run(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            out = self.session.run([self.output_name], {self.input_name: self._feed(batch)})[0]
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise ModelError(f"{self.path}: the graph fails on {len(batch)} RGB crops of "
+                             f"{batch.shape[1]}x{batch.shape[2]} ({reason}); it is not a re-id model for this input, "
+                             "or its input size differs: state it in a sidecar JSON or pass --reid-size H W") from None
+        if out.ndim < 2 or out.shape[0] != len(batch):
+            raise ModelError(f"{self.path}: output {self.output_name} has shape {out.shape} for a batch of "
+                             f"{len(batch)}; expected one embedding per crop")
+        return np.asarray(out)
+
     def _run_padded(self, batch: np.ndarray) -> np.ndarray:
         n = len(batch)
         if self.fixed_batch is None:
-            outs = [self.session.run([self.output_name], {self.input_name: self._feed(batch)})[0]]
+            outs = [self._session_run(batch)]
         else:
             b = self.fixed_batch
             outs = []
@@ -321,7 +344,7 @@ class OnnxBackend:
                 if len(chunk) < b:
                     pad = np.zeros((b - len(chunk), *chunk.shape[1:]), dtype=chunk.dtype)
                     chunk = np.concatenate([chunk, pad])
-                outs.append(self.session.run([self.output_name], {self.input_name: self._feed(chunk)})[0])
+                outs.append(self._session_run(chunk))
         out = np.concatenate(outs) if len(outs) > 1 else outs[0]
         return np.asarray(out, dtype=np.float32).reshape(out.shape[0], -1)[:n]
 

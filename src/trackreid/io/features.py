@@ -92,8 +92,10 @@ def safe_pickle_load(path: Path) -> Any:
         return RestrictedUnpickler(io.BytesIO(data)).load()
     except UnsafeFileError as e:
         raise UnsafeFileError(f"{path}: {e}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
-        raise InputError(f"{path}: not a readable features pickle ({e})") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            OverflowError, MemoryError, RecursionError) as e:
+        raise InputError(f"{path}: not a readable features pickle ({e}); expected the {PKL_NAME} that "
+                         "`trackreid extract` writes") from None
 
 
 @dataclass
@@ -255,6 +257,9 @@ def read_features(path: str | Path) -> TrackFeatures:
 
 
 def _read_npz(path: Path) -> TrackFeatures:
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not a trackreid features file (not an .npz archive of arrays); expected "
+                         f"the {NPZ_NAME} that `trackreid extract` writes")
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # e.g. a bare .npy array renamed to .npz

@@ -1,15 +1,19 @@
 """MOTChallenge track files: the :class:`Tracks` type, a tolerant reader and a writer.
 
 Accepted rows (REFERENCE.md): ``frame,id,bb_left,bb_top,bb_width,bb_height[,conf,x,y,z]``
-with 6 to 10 values, comma or whitespace separated, boxes as floats, 1-based frames and
-pixels. Ground-truth files (9 values: ``...,flag,class,visibility``) are recognised and
-filtered: only ``flag == 1`` rows of the pedestrian class are kept, and ``min_visibility``
-applies. Rows with a negative id (unconfirmed tracks) are dropped and counted.
+with 6 to 10 values, comma, semicolon or whitespace separated, boxes as floats, 1-based frames
+and pixels; blank lines, ``#`` comments and one header line of names are skipped.
+Ground-truth files (9 values: ``...,flag,class,visibility``) are recognised and filtered: only
+``flag == 1`` rows of the pedestrian class are kept, and ``min_visibility`` applies. Rows with
+a negative id (unconfirmed tracks) and boxes of zero or negative width or height are dropped
+and counted (with a warning). A track with two boxes in one frame, ids or frames beyond 2^53
+(float64 holds integers exactly up to there), and a file with no usable box are errors.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from trackreid.errors import InputError
+
+log = logging.getLogger(__name__)
 
 PEDESTRIAN = 1
 
@@ -66,6 +72,17 @@ def box_to_pixels(xywh: np.ndarray, width: int, height: int) -> tuple[int, int, 
 
 
 _SPLIT_WS = re.compile(r"\s+")
+MAX_EXACT = 2**53  # larger integers do not survive the float64 columns
+
+
+def _quote(text: str, line: int) -> str:
+    lines = text.splitlines()
+    return repr(lines[line - 1].strip()[:80]) if 0 < line <= len(lines) else ""
+
+
+def _delimiter(line: str) -> str | None:
+    """Comma, semicolon or tab/space separated (None: any whitespace)."""
+    return "," if "," in line else (";" if ";" in line else None)
 
 
 def _is_ground_truth(values: np.ndarray) -> bool:
@@ -102,9 +119,13 @@ def read_mot(
     if a is None:
         a, line_no = _careful_parse(text, path)
     frames = a[:, 0]
+    bad = np.flatnonzero(np.abs(frames) > MAX_EXACT)
+    if len(bad):
+        raise InputError(f"{path}:{line_no[bad[0]]}: frame number beyond 2^53 ({_quote(text, line_no[bad[0]])})")
     bad = np.flatnonzero(frames != np.round(frames))
     if len(bad):
-        raise InputError(f"{path}:{line_no[bad[0]]}: frame number {frames[bad[0]]} is not an integer")
+        raise InputError(f"{path}:{line_no[bad[0]]}: frame number {frames[bad[0]]} is not an integer; MOT frames "
+                         "are whole numbers from 1 (the first column)")
     frame = frames.astype(np.int64) + int(frame_offset)
     bad = np.flatnonzero(frame < 1)
     if len(bad):
@@ -134,12 +155,41 @@ def read_mot(
     bad = np.flatnonzero(keep & (ids != np.round(ids)))
     if len(bad):
         raise InputError(f"{path}:{line_no[bad[0]]}: track id {ids[bad[0]]} is not an integer")
+    bad = np.flatnonzero(keep & ((np.abs(ids) > MAX_EXACT) | (np.abs(frames) > MAX_EXACT)))
+    if len(bad):
+        raise InputError(f"{path}:{line_no[bad[0]]}: a frame number or track id beyond 2^53 cannot be kept exactly "
+                         f"({_quote(text, line_no[bad[0]])}); renumber the tracks with smaller ids")
     nonpos = keep & ((a[:, 4] <= 0) | (a[:, 5] <= 0))
     stats["dropped_empty_box"] = int(nonpos.sum())
+    if nonpos.any():
+        first = int(line_no[np.flatnonzero(nonpos)[0]])
+        log.warning("%s: %d rows have a box of zero or negative width or height and were skipped (first at "
+                    "line %d)", path, int(nonpos.sum()), first)
     keep &= ~nonpos
     stats["kept"] = int(keep.sum())
     stats["ground_truth"] = int(is_gt)
+    if not keep.any():
+        why = ", ".join(f"{k[len('dropped_'):].replace('_', ' ')}: {v}" for k, v in stats.items()
+                        if k.startswith("dropped_") and v)
+        raise InputError(f"{path}: has no box left to use among its {len(a)} rows ({why}); expected MOT rows "
+                         "'frame,id,left,top,width,height,...' with width and height > 0 and ids >= 0"
+                         + (" (lower --min-visibility?)" if stats["dropped_low_visibility"] else ""))
+    _check_unique(frame, ids, keep, line_no, path)
     return Tracks(frame[keep], ids[keep].astype(np.int64), a[keep, 2:6].copy(), conf[keep], vis[keep], stats)
+
+
+def _check_unique(frame: np.ndarray, ids: np.ndarray, keep: np.ndarray, line_no: np.ndarray, path: Path) -> None:
+    """A track has at most one box per frame; name both lines of the first repeat."""
+    rows = np.flatnonzero(keep)
+    order = rows[np.lexsort((line_no[rows], frame[rows], ids[rows]))]
+    same = (frame[order][1:] == frame[order][:-1]) & (ids[order][1:] == ids[order][:-1])
+    if same.any():
+        repeats = np.flatnonzero(same)
+        j = repeats[np.argmin(line_no[order][repeats + 1])]
+        first, second = order[j], order[j + 1]
+        raise InputError(f"{path}:{line_no[second]}: track {int(ids[second])} has a second box in frame "
+                         f"{int(frame[second])} (the first is on line {line_no[first]}); a track has one box per "
+                         f"frame: fix the tracker output or keep one row per (frame, id)")
 
 
 def _fast_parse(text: str) -> tuple[np.ndarray | None, np.ndarray]:
@@ -147,10 +197,10 @@ def _fast_parse(text: str) -> tuple[np.ndarray | None, np.ndarray]:
     body = text.strip()
     if not body or "#" in body:
         return None, np.zeros(0)
-    delimiter = "," if "," in body.split("\n", 1)[0] else None
+    delimiter = _delimiter(body.split("\n", 1)[0])
     try:
         a = np.loadtxt(io.StringIO(body), delimiter=delimiter, dtype=np.float64, ndmin=2)
-    except ValueError:
+    except (ValueError, TypeError, IndexError, OverflowError):
         return None, np.zeros(0)
     if not 6 <= a.shape[1] <= 10 or not np.isfinite(a).all() or a.shape[0] != body.count("\n") + 1:
         return None, np.zeros(0)
@@ -166,12 +216,16 @@ def _careful_parse(text: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        parts = [p for p in (line.split(",") if "," in line else _SPLIT_WS.split(line)) if p.strip() != ""]
+        sep = _delimiter(line)
+        parts = [p for p in (line.split(sep) if sep else _SPLIT_WS.split(line)) if p.strip() != ""]
+        if not rows and parts and not any(_is_float(p) for p in parts):
+            continue  # a header line such as 'frame,id,bb_left,bb_top,bb_width,bb_height,conf,x,y,z'
         if not 6 <= len(parts) <= 10:
             raise InputError(f"{path}:{lineno}: expected 6 to 10 values "
                              f"(frame,id,left,top,width,height[,conf,x,y,z]), found {len(parts)}: {line[:80]!r}")
         if ncols is not None and len(parts) != ncols:
-            raise InputError(f"{path}:{lineno}: {len(parts)} values, but earlier rows have {ncols}")
+            raise InputError(f"{path}:{lineno}: {len(parts)} values, but earlier rows have {ncols}; every row "
+                             "needs the same columns")
         ncols = len(parts)
         try:
             vals = [float(p) for p in parts]
@@ -191,7 +245,7 @@ def _careful_parse(text: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
 def _is_float(s: str) -> bool:
     try:
         float(s)
-    except ValueError:
+    except (ValueError, OverflowError):
         return False
     return True
 

@@ -41,6 +41,7 @@ class SourceInfo:
     height: int
     fps: float | None
     frame_count: int | None  # from the container header or the folder listing
+    rotation: int = 0  # degrees of rotation metadata; frames are delivered upright (already rotated)
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -73,17 +74,32 @@ class VideoFileSource(FrameSource):
         self.path = path
         self.seek = seek
         cap = cv2.VideoCapture(str(path))
-        if not cap.isOpened():
-            raise InputError(f"{path}: cannot open as a video (not a video, corrupt, or an unsupported codec); "
-                             f"--source expects a video file ({', '.join(VIDEO_SUFFIXES[:4])}, ...) or a frame folder")
-        w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        fps = float(cap.get(cv2.CAP_PROP_FPS)) or None
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        cap.release()
-        if w <= 0 or h <= 0:
-            raise InputError(f"{path}: the video reports no frame size; it is corrupt or not a video")
-        self.info = SourceInfo(str(path), "video", w, h, fps, n if n > 0 else None)
+        try:
+            if not cap.isOpened():
+                raise InputError(f"{path}: cannot open as a video: {_why_unreadable(path)}; --source expects a "
+                                 f"video file ({', '.join(VIDEO_SUFFIXES[:4])}, ...) or a frame folder")
+            w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+            h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            fps = float(cap.get(cv2.CAP_PROP_FPS)) or None
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            rotation = int(cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0) % 360
+            if w <= 0 or h <= 0:
+                raise InputError(f"{path}: the video reports no frame size; it is corrupt or not a video")
+            if not cap.grab() or cap.retrieve()[1] is None:
+                fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("ascii", "replace").strip()
+                raise InputError(
+                    f"{path}: frame 1 cannot be decoded (codec {fourcc or 'unknown'}): OpenCV's FFmpeg has no "
+                    f"decoder for this codec, or the file is corrupt. Re-encode it, e.g. ffmpeg -i {path.name} "
+                    "-c:v libx264 -pix_fmt yuv420p out.mp4")
+        finally:
+            cap.release()
+        if rotation:
+            # OpenCV turns the frames upright (as players and OpenCV-based trackers show them); the
+            # boxes are read in that orientation. PyAV's seek path would not rotate: decode forward.
+            log.warning("%s: rotation metadata (%d degrees): frames are read upright, %dx%d, as OpenCV and "
+                        "players show them; the tracks must use that orientation", path, rotation, w, h)
+            self.seek = False
+        self.info = SourceInfo(str(path), "video", w, h, fps, n if n > 0 else None, rotation)
 
     def frames(self, wanted: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
         todo = sorted(set(wanted))
@@ -129,6 +145,30 @@ class VideoFileSource(FrameSource):
             self.last_frame = max(self.last_frame, k)
         finally:
             cap.release()
+
+
+def _why_unreadable(path: Path) -> str:
+    """Why FFmpeg cannot open ``path`` as a video, in words (PyAV when installed)."""
+    generic = "it is not a video, or it is truncated or corrupt"
+    try:
+        import av
+    except ImportError:
+        return generic
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams:
+                return "it holds no streams at all (no frames: an empty recording)"
+            video = container.streams.video
+            if not video:
+                kinds = ", ".join(sorted({s.type for s in container.streams}))
+                return f"it holds no video stream, only {kinds}"
+            for frame in container.decode(video[0]):
+                del frame
+                return generic
+            return "its video stream holds no frames"
+    except (av.FFmpegError, OSError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        return f"{generic} (FFmpeg: {reason})"
 
 
 class _SeekUnreliable(Exception):
@@ -229,15 +269,16 @@ class ImageFolderSource(FrameSource):
         if not self.files:
             raise InputError(f"{path}: the folder holds no frames ({', '.join(IMAGE_SUFFIXES)}); --source expects "
                              "a video file or a folder of frames such as a MOT img1/ folder")
-        first = self._read(self.files[0])
+        first = self._read(self.files[0], 1)
         h, w = first.shape[:2]
         self.info = SourceInfo(str(path), "images", w, h, _seqinfo_fps(path), len(self.files))
         self.last_frame = len(self.files)
 
-    def _read(self, f: Path) -> np.ndarray:
+    def _read(self, f: Path, k: int) -> np.ndarray:
         img = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if img is None:
-            raise InputError(f"{f}: cannot be read as an image (corrupt or unsupported format)")
+            raise InputError(f"{f}: cannot be read as an image (frame {k}: corrupt or unsupported format); "
+                             "replace the file (frames are numbered by their order in the folder)")
         return img
 
     def frames(self, wanted: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
@@ -245,7 +286,7 @@ class ImageFolderSource(FrameSource):
             if k > len(self.files):
                 return
             self.frames_read = k
-            img = self._read(self.files[k - 1])
+            img = self._read(self.files[k - 1], k)
             if img.shape[:2] != (self.info.height, self.info.width):
                 raise InputError(f"{self.files[k - 1]}: frame {k} is {img.shape[1]}x{img.shape[0]}, but earlier "
                                  f"frames are {self.info.width}x{self.info.height}")

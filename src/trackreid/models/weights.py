@@ -107,8 +107,76 @@ def _pickle_globals(path: Path) -> list[str]:
     return found
 
 
+_EXPECTED = ("Expected a .pth/.pt file saved by torch.save (torchreid, FastReID, boxmot), a trackreid "
+             ".safetensors, an .onnx file, or a zoo name (`trackreid models list`)")
+_MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"GIF8", "a GIF image"),
+          (b"BM", "a BMP image"), (b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip archive"),
+          (b"7z\xbc\xaf", "a 7-zip archive"), (b"Rar!", "a RAR archive"), (b"\x1aE\xdf\xa3", "a Matroska/WebM video"),
+          (b"OggS", "an Ogg file"), (b"RIFF", "a RIFF file (WebP image, AVI video or WAV audio)"))
+
+
+def not_weights(path: Path) -> str | None:
+    """What ``path`` is when it is plainly not model weights (an image, text, an archive of other
+    files, empty, truncated), read from its first bytes; ``None`` when it may be weights."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if size == 0:
+        return "an empty file (0 bytes)"
+    if head[4:8] in (b"ftyp", b"moov", b"mdat"):
+        return "an MP4/MOV video"
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    n = int.from_bytes(head[:8], "little") if len(head) >= 9 else 0
+    if head[8:9] == b"{" and 8 + n <= size and path.suffix != ".safetensors":
+        return "a safetensors file with another extension (rename it to end in .safetensors)"
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return "a tar archive (unpack it and pass the weights file inside)"
+    if head.startswith(b"PK\x03\x04"):
+        if not zipfile.is_zipfile(path):
+            return "a truncated or corrupt zip archive (a PyTorch checkpoint without its end? copy it again)"
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+        if not any(n.endswith("data.pkl") for n in names):
+            few = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+            return f"a zip archive of other files ({few})"
+        return None
+    if b"\x00" not in head and not head.startswith(b"\x80"):
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if _is_pickle(head):
+            return None  # a protocol-0 pickle is ASCII; torch.load (weights_only) judges it
+        first = text.strip().splitlines()[0][:40] if text.strip() else ""
+        return f"a text file (starts with {first!r})"
+    return None
+
+
+def _is_pickle(head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) reads as a pickle stream, to its STOP or to its end."""
+    ops = 0
+    try:
+        for op, _, _ in pickletools.genops(head):
+            ops += 1
+            if op.name == "STOP":
+                return True
+    except ValueError as e:  # a longer pickle cut by the read ends in "exhausted" or a missing newline
+        return ops >= 16 and any(w in str(e) for w in ("exhausted", "no newline", "not enough"))
+    except Exception:  # noqa: BLE001 - not a pickle stream
+        return False
+    return False
+
+
 def safe_torch_load(path: Path) -> Any:
     """``torch.load(weights_only=True)``; unsafe content becomes an :class:`UnsafeFileError`."""
+    what = not_weights(path)
+    if what is not None:
+        raise ModelError(f"{path}: this is {what}, not model weights. {_EXPECTED}")
     try:
         with warnings.catch_warnings():
             # torch warns about pickle protocols it does not expect just before it refuses them;
@@ -125,9 +193,10 @@ def safe_torch_load(path: Path) -> Any:
             "convert it once, in a separate Python session: load it with weights_only=False, keep "
             "only the tensors of its state dict, and torch.save them to a new file (docs/formats.md)"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise ModelError(f"{path}: not a readable PyTorch checkpoint ({e}). Expected a .pth/.pt file "
-                         "saved by torch.save (torchreid, FastReID, boxmot) or a trackreid .safetensors") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types (RuntimeError, IndexError, ...) for bad bytes
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path}: not a readable PyTorch checkpoint: truncated, corrupt or another kind of "
+                         f"file ({reason}). {_EXPECTED}") from None
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -138,7 +207,9 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
     except (SafetensorError, OSError) as e:
-        raise ModelError(f"{path}: not a readable safetensors file ({e})") from None
+        what = not_weights(path)
+        found = f"this is {what}" if what else f"not a readable safetensors file ({e})"
+        raise ModelError(f"{path}: {found}; expected a .safetensors file written by trackreid or safetensors") from None
     config: dict[str, Any] = {}
     if "trackreid" in meta:
         try:
@@ -166,7 +237,8 @@ def _unwrap(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], str, dict[st
                          "'state_dict' or 'model')")
     sd = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not sd:
-        raise ModelError(f"{path}: the checkpoint holds no tensors")
+        raise ModelError(f"{path}: the checkpoint holds no tensors; expected a state dict, as written by "
+                         "torch.save(model.state_dict(), path)")
     if all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
     if any(k.startswith("backbone.") for k in sd):
@@ -293,6 +365,8 @@ def zero_denormals(model: torch.nn.Module) -> int:
 
 def load_state(path: Path) -> tuple[dict[str, torch.Tensor], str, dict[str, Any], Preprocess]:
     """Read a checkpoint into (our-named state dict without classifier, format, config, preprocess)."""
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder; --reid-model expects a weights file inside it or a zoo name")
     if not path.is_file():
         raise ModelError(f"{path}: no such weights file")
     if path.suffix == ".safetensors":

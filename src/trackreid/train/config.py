@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from trackreid.errors import InputError
+from trackreid.errors import InputError, yaml_error_text
 from trackreid.suggest import did_you_mean
 
 log = logging.getLogger(__name__)
@@ -462,12 +462,15 @@ def _read_file(path: Path, stack: tuple[Path, ...], notes: list[str]) -> tuple[d
     except FileNotFoundError:
         where = f" (named by _BASE_ in {stack[-1]})" if stack else ""
         raise InputError(f"{path}: no such config file{where}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read the config file ({e})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; --config-file expects a YAML config") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the config file ({e.strerror or e})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise InputError(f"{path}: not valid YAML ({e})") from None
+        raise InputError(f"{path}: not valid YAML at {yaml_error_text(e)}; fix the file (a FastReID-style "
+                         "config of KEY: value lines)") from None
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
