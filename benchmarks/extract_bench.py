@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "runs" / "bench"
 
 
-def make_video(seconds: float, people: int, path: Path) -> tuple[Path, Path]:
+def make_video(seconds: float, people: int, path: Path, track_seconds: float | None = None) -> tuple[Path, Path]:
     import av
 
     from trackreid.sample import scene_frames
@@ -42,7 +42,7 @@ def make_video(seconds: float, people: int, path: Path) -> tuple[Path, Path]:
     with av.open(str(tmp), "w") as container:
         stream = container.add_stream("libx264", rate=25, options={"g": "250", "preset": "veryfast", "crf": "23"})
         stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
-        for _, img, frame_rows in scene_frames(seconds, 25, 1920, 1080, people, seed=1):
+        for _, img, frame_rows in scene_frames(seconds, 25, 1920, 1080, people, seed=1, track_seconds=track_seconds):
             frame = av.VideoFrame.from_ndarray(img, format="bgr24")
             for packet in stream.encode(frame):
                 container.mux(packet)

@@ -27,6 +27,8 @@ import configparser
 import logging
 import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,15 +81,19 @@ class ArrayPicture(Picture):
         return self.img
 
 
-_YUV420 = ("yuv420p",)  # limited range: what cv2's I420 conversion and swscale's default both assume
+_YUV420 = ("yuv420p",)
+_PAD = 4  # context pixels around a region, so chroma interpolation at its edges sees what the full frame has
+_BUCKET = 32  # regions are widened to multiples of this, so converters are reused (one per size)
 
 
 class YuvPicture(Picture):
-    """A PyAV frame: crops are converted from its YUV 4:2:0 planes, only their own pixels.
+    """A PyAV frame: a crop is converted from the YUV 4:2:0 planes for its own region only.
 
-    The region is widened to even coordinates (chroma is shared by 2x2 pixels), converted with
-    OpenCV's BT.601 limited-range I420 conversion (the matrix swscale and OpenCV's decoder use by
-    default) and cut back to the box. Other pixel formats convert the whole frame once.
+    The region (the box plus a few pixels of context, widened to a multiple of 32 pixels so
+    that one converter per size is reused) is copied into a small frame and converted by
+    FFmpeg's swscale, the converter OpenCV's and PyAV's whole-frame conversions use: the crop's
+    pixels are identical to those of the whole frame converted. Other pixel formats (full-range
+    ``yuvj420p``, 4:2:2, RGB codecs) convert the whole frame once.
     """
 
     def __init__(self, frame: object) -> None:
@@ -95,30 +101,60 @@ class YuvPicture(Picture):
         self._bgr: np.ndarray | None = None
         self.planes: list[np.ndarray] | None = None
         fmt = frame.format.name  # type: ignore[attr-defined]
-        w, h = frame.width, frame.height  # type: ignore[attr-defined]
+        self.width, self.height = frame.width, frame.height  # type: ignore[attr-defined]
+        w, h = self.width, self.height
         if fmt in _YUV420 and w % 2 == 0 and h % 2 == 0:
+            sizes = ((w, h), (w // 2, h // 2), (w // 2, h // 2))
             self.planes = [np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:ph, :pw]
-                           for p, (pw, ph) in zip(frame.planes, ((w, h), (w // 2, h // 2), (w // 2, h // 2)),  # type: ignore[attr-defined]
-                                                  strict=True)]
+                           for p, (pw, ph) in zip(frame.planes, sizes, strict=True)]  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _span(a: int, b: int, size: int) -> tuple[int, int]:
+        lo, hi = max(0, (a & ~1) - _PAD), min(size, b + (b & 1) + _PAD)
+        n = min(size, -(-(hi - lo) // _BUCKET) * _BUCKET)
+        lo = min(lo, size - n)
+        return lo, lo + n
 
     def crop(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         if self.planes is None:
             return super().crop(x0, y0, x1, y1)
-        ex0, ey0, ex1, ey1 = x0 & ~1, y0 & ~1, x1 + (x1 & 1), y1 + (y1 & 1)
-        h, w = ey1 - ey0, ex1 - ex0
-        y, u, v = self.planes
-        n = h * w
-        buf = np.empty(n * 3 // 2, np.uint8)
-        buf[:n].reshape(h, w)[...] = y[ey0:ey1, ex0:ex1]
-        buf[n:n + n // 4].reshape(h // 2, w // 2)[...] = u[ey0 // 2:ey1 // 2, ex0 // 2:ex1 // 2]
-        buf[n + n // 4:].reshape(h // 2, w // 2)[...] = v[ey0 // 2:ey1 // 2, ex0 // 2:ex1 // 2]
-        bgr = cv2.cvtColor(buf.reshape(h * 3 // 2, w), cv2.COLOR_YUV2BGR_I420)
+        import av
+
+        ex0, ex1 = self._span(x0, x1, self.width)
+        ey0, ey1 = self._span(y0, y1, self.height)
+        w, h = ex1 - ex0, ey1 - ey0
+        small = av.VideoFrame(w, h, "yuv420p")
+        regions = (self.planes[0][ey0:ey1, ex0:ex1], self.planes[1][ey0 // 2:ey1 // 2, ex0 // 2:ex1 // 2],
+                   self.planes[2][ey0 // 2:ey1 // 2, ex0 // 2:ex1 // 2])
+        for plane, region in zip(small.planes, regions, strict=True):
+            np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)[:region.shape[0], :region.shape[1]] = region
+        bgr = _converter(w, h).reformat(small, format="bgr24").to_ndarray()  # type: ignore[attr-defined]
         return bgr[y0 - ey0:y1 - ey0, x0 - ex0:x1 - ex0]
 
     def bgr(self) -> np.ndarray:
         if self._bgr is None:
             self._bgr = self.frame.to_ndarray(format="bgr24")  # type: ignore[attr-defined]
         return self._bgr
+
+
+_local = threading.local()
+
+
+def _converter(w: int, h: int) -> object:
+    """A swscale converter for (w, h) regions, reused (at most 64 sizes kept per thread)."""
+    from av.video.reformatter import VideoReformatter
+
+    cache: OrderedDict[tuple[int, int], object] | None = getattr(_local, "converters", None)
+    if cache is None:
+        cache = _local.converters = OrderedDict()
+    conv = cache.get((w, h))
+    if conv is None:
+        conv = cache[(w, h)] = VideoReformatter()
+        if len(cache) > 64:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end((w, h))
+    return conv
 
 
 def configure_threads(stream: object, cpus: int | None = None) -> None:
