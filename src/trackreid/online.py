@@ -28,10 +28,10 @@ A track with at most ``2 * max_crops_per_track`` usable boxes gets exactly the o
 a longer one gets crops from a grid at most ``k`` frames away from the offline ones.
 
 Crops are kept until the track ends as uint8 arrays at the model's input size (96 KiB each for
-256x128), so memory is bounded by the number of tracks alive at once times
-``2 * max_crops_per_track + 1`` crops, plus one batch; a finished track holds only its
-embeddings. Embedding a candidate as soon as it is cut would free its pixels earlier, but most
-candidates of a long track are dropped again when ``k`` doubles: that would embed about
+256x128; the latest box, usually replaced by the next one, as cut), so memory is bounded by the
+number of tracks alive at once times ``2 * max_crops_per_track + 1`` crops, plus one batch; a
+finished track holds only its embeddings. Embedding a candidate as soon as it is cut would free
+its pixels earlier, but most candidates of a long track are dropped again when ``k`` doubles: that would embed about
 ``log2(length / max_crops)`` times more crops than needed (the ``crops_cut`` statistic against
 ``crops_embedded`` in the metadata shows the difference).
 """
@@ -87,7 +87,8 @@ class _Crop:
     seq: int  # arrival order: breaks ties between boxes of one frame, as the row order does offline
     index: int  # number of the usable box within its track (-1: an unusable box, top-up reserve)
     occ: float
-    pixels: np.ndarray | None  # model input, uint8 (H, W, 3); None once embedded
+    pixels: np.ndarray | None  # model input uint8 (H, W, 3), or the BGR crop itself (raw); None once embedded
+    raw: bool = False  # pixels not resized yet (the latest box: most are replaced by the next one)
     jpeg: bytes | None = None  # --save-crops, until written
     written: Path | None = None
     feature: np.ndarray | None = None
@@ -260,8 +261,9 @@ class OnlineCollector:
             usable = bool(q.usable[i])
             if not usable and not tr.wants_reserve(n, occ):
                 continue
-            pixels, jpeg = self._cut(pic, q.clipped[i])
-            c = _Crop(k, self.seq, tr.usable_seen if usable else -1, occ, pixels, jpeg)
+            raw = usable and tr.usable_seen % tr.stride != 0  # will be the tail: resized only if chosen
+            pixels, jpeg = self._cut(pic, q.clipped[i], raw)
+            c = _Crop(k, self.seq, tr.usable_seen if usable else -1, occ, pixels, jpeg=jpeg, raw=raw)
             if usable:
                 tr.usable_seen += 1
                 dropped = tr.add_usable(c, 2 * n, n)
@@ -270,13 +272,12 @@ class OnlineCollector:
             for d in dropped:
                 _drop(d)
 
-    def _cut(self, pic: Picture, box: np.ndarray) -> tuple[np.ndarray, bytes | None]:
+    def _cut(self, pic: Picture, box: np.ndarray, raw: bool) -> tuple[np.ndarray, bytes | None]:
         x0, y0, x1, y1 = (int(v) for v in box)
         t = time.perf_counter()
         crop = pic.crop(x0, y0, x1, y1)
         t1 = time.perf_counter()
-        pre = self.embedder.preprocess
-        pixels = resize_one(crop, pre)
+        pixels = crop.copy() if raw else resize_one(crop, self.embedder.preprocess)  # the caller may reuse its frame
         t2 = time.perf_counter()
         self.stats["crops_cut"] += 1
         self.stages["convert"] += t1 - t
@@ -333,7 +334,18 @@ class OnlineCollector:
             if not chunk:
                 continue
             t = time.perf_counter()
-            feats = self.embedder.run_prepared(np.stack([c.pixels for c in chunk if c.pixels is not None]))
+            pre = self.embedder.preprocess
+            batch = np.empty((len(chunk), pre.height, pre.width, 3), dtype=np.uint8)
+            for j, c in enumerate(chunk):
+                assert c.pixels is not None
+                if c.raw:
+                    resize_one(c.pixels, pre, batch[j])
+                else:
+                    batch[j] = c.pixels
+            t1 = time.perf_counter()
+            self.stages["crop"] += t1 - t
+            feats = self.embedder.run_prepared(batch)
+            t = t1
             self.stages["embed"] += time.perf_counter() - t
             for c, f in zip(chunk, feats, strict=True):
                 c.feature, c.pixels = f, None

@@ -127,7 +127,8 @@ class YuvPicture(Picture):
         regions = (self.planes[0][ey0:ey1, ex0:ex1], self.planes[1][ey0 // 2:ey1 // 2, ex0 // 2:ex1 // 2],
                    self.planes[2][ey0 // 2:ey1 // 2, ex0 // 2:ex1 // 2])
         for plane, region in zip(small.planes, regions, strict=True):
-            np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)[:region.shape[0], :region.shape[1]] = region
+            dst = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+            dst[:region.shape[0], :region.shape[1]] = region
         bgr = _converter(w, h).reformat(small, format="bgr24").to_ndarray()  # type: ignore[attr-defined]
         return bgr[y0 - ey0:y1 - ey0, x0 - ex0:x1 - ex0]
 
