@@ -22,6 +22,8 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = [
     "ExtractConfig",
+    "OnlineCollector",
+    "OnlineConfig",
     "TrackReidError",
     "TrackFeatures",
     "Tracks",
@@ -62,6 +64,8 @@ def __getattr__(name: str) -> object:
         "k_reciprocal_rerank": "trackreid.rerank",
         "extract": "trackreid.extract",
         "ExtractConfig": "trackreid.extract",
+        "OnlineCollector": "trackreid.online",
+        "OnlineConfig": "trackreid.online",
         "read_mot": "trackreid.io.mot",
         "Tracks": "trackreid.io.mot",
         "centralize": "trackreid.centralize",

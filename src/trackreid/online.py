@@ -261,9 +261,9 @@ class OnlineCollector:
             usable = bool(q.usable[i])
             if not usable and not tr.wants_reserve(n, occ):
                 continue
-            raw = usable and tr.usable_seen % tr.stride != 0  # will be the tail: resized only if chosen
-            pixels, jpeg = self._cut(pic, q.clipped[i], raw)
-            c = _Crop(k, self.seq, tr.usable_seen if usable else -1, occ, pixels, jpeg=jpeg, raw=raw)
+            as_cut = usable and tr.usable_seen % tr.stride != 0  # will be the tail: resized only if chosen
+            pixels, jpeg = self._cut(pic, q.clipped[i], as_cut)
+            c = _Crop(k, self.seq, tr.usable_seen if usable else -1, occ, pixels, jpeg=jpeg, raw=as_cut)
             if usable:
                 tr.usable_seen += 1
                 dropped = tr.add_usable(c, 2 * n, n)
