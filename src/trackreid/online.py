@@ -17,7 +17,8 @@ How the crops are chosen without knowing how long a track will live (bounded mem
   minimum size, occlusion by the boxes of the same frame);
 * of a track's usable boxes, every ``k``-th is kept as a candidate (``k`` = 1, 2, 4, ...:
   when more than ``2 * max_crops_per_track`` candidates are held, ``k`` doubles and every
-  other one is dropped), plus the latest usable box, so the end of the track is covered;
+  other one is dropped), plus a recent usable box (refreshed every ``max(1, k // 4)`` usable
+  boxes), so the end of the track is covered;
 * valid but unusable boxes are held only while the track has fewer usable boxes than it
   needs, the least occluded ones (the offline top-up);
 * when the track has not been seen for ``idle_frames`` frames (or at :meth:`finish`), the
@@ -32,8 +33,8 @@ Crops are kept until the track ends as uint8 arrays at the model's input size (9
 number of tracks alive at once times ``2 * max_crops_per_track + 1`` crops, plus one batch; a
 finished track holds only its embeddings. Embedding a candidate as soon as it is cut would free
 its pixels earlier, but most candidates of a long track are dropped again when ``k`` doubles: that would embed about
-``log2(length / max_crops)`` times more crops than needed (the ``crops_cut`` statistic against
-``crops_embedded`` in the metadata shows the difference).
+``log2(length / max_crops)`` times more crops than needed (the ``crops_candidates`` statistic
+against ``crops_embedded`` in the metadata shows the difference).
 """
 
 from __future__ import annotations
@@ -192,6 +193,7 @@ class OnlineCollector:
                                     "kept", "ground_truth", "boxes_empty_after_clipping",
                                     "boxes_past_end_of_video", "boxes_usable", "crops_topped_up_with_unusable_boxes",
                                     "crops_planned", "crops_past_end_of_video", "crops_embedded", "crops_cut",
+                                    "crops_candidates",
                                     "frames_decoded", "frames_skipped_unreferenced"), 0)
         self.finished = False
 
@@ -262,6 +264,9 @@ class OnlineCollector:
             if not usable and not tr.wants_reserve(n, occ):
                 continue
             as_cut = usable and tr.usable_seen % tr.stride != 0  # will be the tail: resized only if chosen
+            if as_cut and tr.usable_seen % max(1, tr.stride // 4) != 0:
+                tr.usable_seen += 1  # the tail is refreshed every stride / 4 usable boxes, not on every frame
+                continue
             pixels, jpeg = self._cut(pic, q.clipped[i], as_cut)
             c = _Crop(k, self.seq, tr.usable_seen if usable else -1, occ, pixels, jpeg=jpeg, raw=as_cut)
             if usable:
@@ -269,6 +274,8 @@ class OnlineCollector:
                 dropped = tr.add_usable(c, 2 * n, n)
             else:
                 dropped = tr.add_reserve(c, n)
+            if not as_cut:
+                self.stats["crops_candidates"] += 1
             for d in dropped:
                 _drop(d)
 
