@@ -18,6 +18,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ExtractConfig",
+    "OnlineCollector",
+    "OnlineConfig",
     "TrackReidError",
     "TrackFeatures",
     "Tracks",
@@ -58,6 +60,8 @@ def __getattr__(name: str) -> object:
         "k_reciprocal_rerank": "trackreid.rerank",
         "extract": "trackreid.extract",
         "ExtractConfig": "trackreid.extract",
+        "OnlineCollector": "trackreid.online",
+        "OnlineConfig": "trackreid.online",
         "read_mot": "trackreid.io.mot",
         "Tracks": "trackreid.io.mot",
         "centralize": "trackreid.centralize",

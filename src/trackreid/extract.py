@@ -1,9 +1,11 @@
 """The main job: video + MOT tracks -> per-track OSNet features.
 
-plan (which boxes) -> decode (one forward pass, only sampled frames converted) -> crop ->
-embed (batched) -> aggregate -> write. Decoding and cropping run in a producer thread while
-the calling thread runs inference, through a queue of at most ``queue_batches`` batches, so
-memory is bounded by the batch size, not by the video's length.
+plan (which boxes) -> decode (one forward pass; unneeded groups of pictures and unreferenced
+pictures skipped; only the sampled boxes converted from YUV) -> crop -> embed (batched) ->
+aggregate -> write. :func:`aggregate`, :func:`build_metadata` and :class:`OutputStage` are
+shared with online extraction (:mod:`trackreid.online`). Decoding and cropping run in a
+producer thread while the calling thread runs inference, through a queue of at most
+``queue_batches`` batches, so memory is bounded by the batch size, not by the video's length.
 
 Outputs (see docs/formats.md): ``track_features.pkl`` (the seed's structure),
 ``track_features.npz`` (the same without pickle), ``track_metadata.json`` and, with
@@ -21,6 +23,8 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,7 +63,9 @@ class ExtractConfig:
     tracks_format: str = "auto"
     overwrite: bool = False
     queue_batches: int = 3
-    seek: bool = True  # sparse samples: skip groups of pictures that hold none (PyAV; timestamps checked)
+    # PyAV by the timestamp index: keyframe seeks for sparse samples, unreferenced H.264 pictures
+    # not decoded, crops converted from YUV (timestamps checked). False: OpenCV, every frame.
+    seek: bool = True
 
 
 @dataclass
@@ -87,6 +93,9 @@ class _Producer(threading.Thread):
         self.source, self.plan, self.embedder, self.out = source, plan, embedder, out
         self.crops_dir, self.jpeg_quality, self.progress = crops_dir, jpeg_quality, progress
         self.stop = threading.Event()
+        # seconds per stage (decode: demux + decode; convert: YUV -> BGR of each crop's pixels;
+        # crop: resize to the model's input; save_crops: JPEG encoding and writing)
+        self.stages = dict.fromkeys(("decode", "convert", "crop", "save_crops"), 0.0)
 
     def run(self) -> None:
         try:
@@ -113,16 +122,31 @@ class _Producer(threading.Thread):
         rows: list[int] = []
         last = 0
         t0 = time.perf_counter()
-        for k, img in self.source.frames(plan.frames_needed()):
+        clock = time.perf_counter
+        st = self.stages
+        pictures = self.source.pictures(plan.frames_needed())
+        while True:
+            t = clock()
+            item = next(pictures, None)
+            st["decode"] += clock() - t
+            if item is None:
+                break
+            k, pic = item
             if self.stop.is_set():
                 return
             lo, hi = np.searchsorted(frames_sorted, [k, k + 1])
             for r in order[lo:hi]:
                 x0, y0, x1, y1 = (int(v) for v in plan.box[r])
-                crop = img[y0:y1, x0:x1]
+                t = clock()
+                crop = pic.crop(x0, y0, x1, y1)
+                t1 = clock()
                 if self.crops_dir is not None:
                     self._save(crop, int(r))
+                t2 = clock()
                 resize_one(crop, pre, batch[len(rows)])
+                st["convert"] += t1 - t
+                st["save_crops"] += t2 - t1
+                st["crop"] += clock() - t2
                 rows.append(int(r))
                 if len(rows) == bs:
                     if not self._put((batch, rows)):
@@ -139,17 +163,31 @@ class _Producer(threading.Thread):
     def _save(self, crop: np.ndarray, r: int) -> None:
         assert self.crops_dir is not None
         plan = self.plan
-        path = self.crops_dir / crop_name(int(plan.track_id[r]), int(plan.frame[r]), int(plan.ordinal[r]))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-        if not ok:
-            raise OutputError(f"{path}: JPEG encoding failed")
-        path.write_bytes(buf.tobytes())  # an OSError (disk full, ...) is reported for the output folder
+        save_crop(crop, self.crops_dir / crop_name(int(plan.track_id[r]), int(plan.frame[r]), int(plan.ordinal[r])),
+                  self.jpeg_quality)
+
+
+def encode_crop(crop: np.ndarray, jpeg_quality: int, path: Path) -> bytes:
+    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    if not ok:
+        raise OutputError(f"{path}: JPEG encoding failed")
+    return bytes(buf.tobytes())
+
+
+def write_crop(data: bytes, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)  # an OSError (disk full, ...) is reported for the output folder (output_errors)
+
+
+def save_crop(crop: np.ndarray, path: Path, jpeg_quality: int) -> None:
+    """One crop as a JPEG (the ``--save-crops`` output)."""
+    write_crop(encode_crop(crop, jpeg_quality, path), path)
 
 
 def _embed_plan(source: FrameSource, plan: SamplePlan, embedder: Embedder, crops_dir: Path | None,
-                config: ExtractConfig, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
-    """Run producer + inference; return (features (K, D), filled mask (K,))."""
+                config: ExtractConfig, progress: Progress,
+                stages: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Run producer + inference; return (features (K, D), filled mask (K,)); add seconds to ``stages``."""
     feats = np.zeros((len(plan), embedder.feature_dim), dtype=np.float32)
     filled = np.zeros(len(plan), dtype=bool)
     if len(plan) == 0:
@@ -159,6 +197,7 @@ def _embed_plan(source: FrameSource, plan: SamplePlan, embedder: Embedder, crops
     progress.start("extract", last_needed, "frames")
     producer = _Producer(source, plan, embedder, q, crops_dir, config.jpeg_quality, progress)
     producer.start()
+    embed_s = 0.0
     try:
         while True:
             item = q.get()
@@ -167,49 +206,117 @@ def _embed_plan(source: FrameSource, plan: SamplePlan, embedder: Embedder, crops
             if isinstance(item, BaseException):
                 raise item
             batch, rows = item
+            t = time.perf_counter()
             feats[rows] = embedder.run_prepared(batch)
+            embed_s += time.perf_counter() - t
             filled[rows] = True
     finally:
         producer.stop.set()
         producer.join(timeout=30)
         progress.finish()
+        for name, sec in producer.stages.items():
+            stages[name] = stages.get(name, 0.0) + sec
+        stages["embed"] = stages.get("embed", 0.0) + embed_s
     return feats, filled
 
 
-def _aggregate(plan: SamplePlan, feats: np.ndarray, filled: np.ndarray,
-               meta: dict[str, Any]) -> TrackFeatures:
+def aggregate(track_id: np.ndarray, frame: np.ndarray, feats: np.ndarray, meta: dict[str, Any],
+              dim: int) -> TrackFeatures:
+    """Crops (parallel arrays sorted by track, then frame) -> per-track L2-normalised mean features."""
     items = []
-    tids = plan.track_id[filled]
-    frames = plan.frame[filled]
-    f = l2_normalize(feats[filled])
-    for tid in np.unique(tids):
-        m = tids == tid
-        items.append((int(tid), l2_normalize(f[m].mean(axis=0)), f[m], frames[m]))
-    return TrackFeatures.from_tracks(items, meta, dim=feats.shape[1])
+    f = l2_normalize(feats)
+    for tid in np.unique(track_id):
+        m = track_id == tid
+        items.append((int(tid), l2_normalize(f[m].mean(axis=0)), f[m], frame[m]))
+    return TrackFeatures.from_tracks(items, meta, dim=dim)
 
 
-def _track_table(plan: SamplePlan, tf: TrackFeatures, save_crops: bool) -> dict[str, Any]:
+def track_table(spans: dict[int, tuple[int, int, int]], tf: TrackFeatures, save_crops: bool) -> dict[str, Any]:
+    """``track_metadata.json``'s ``tracks``: ``spans`` maps track id -> (boxes, first frame, last frame)."""
     done = {int(t): i for i, t in enumerate(tf.track_ids)}
     table: dict[str, Any] = {}
-    for tid, frames in plan.track_rows.items():
-        entry: dict[str, Any] = {
-            "num_frames": len(frames),
-            "first_frame": int(frames.min()),
-            "last_frame": int(frames.max()),
-        }
+    for tid, (count, first, last) in spans.items():
+        entry: dict[str, Any] = {"num_frames": int(count), "first_frame": int(first), "last_frame": int(last)}
         i = done.get(tid)
         fr = [int(x) for x in tf.frames_of(i)] if i is not None else []
         entry["frame_indices"] = fr
         entry["num_crops"] = len(fr)
-        if save_crops and i is not None:
-            m = plan.track_id == tid
-            embedded = set(fr)
-            entry["crops"] = [f"{CROPS_DIR}/{crop_name(tid, int(f), int(o))}"
-                              for f, o in zip(plan.frame[m], plan.ordinal[m], strict=True) if int(f) in embedded]
+        if save_crops and i is not None:  # crop ordinals number a track's crops in frame order
+            entry["crops"] = [f"{CROPS_DIR}/{crop_name(tid, f, j)}" for j, f in enumerate(fr)]
         if i is None:
             entry["skipped"] = "no usable box (all empty after clipping or past the end of the video)"
         table[str(tid)] = entry
     return table
+
+
+def build_metadata(*, embedder: Embedder, video: dict[str, Any], tracks_file: str | None, sampling: SamplingConfig,
+                   stats: dict[str, Any], seconds: float, stages: dict[str, float], command: dict[str, Any] | None,
+                   tf: TrackFeatures, spans: dict[int, tuple[int, int, int]], save_crops: bool) -> dict[str, Any]:
+    """``track_metadata.json`` (docs/formats.md), the same keys for offline and online extraction."""
+    desc = embedder.describe()
+    crops = int(stats.get("crops_embedded", 0))
+    return {
+        "tool": {"name": "trackreid", "version": __version__},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command or {},
+        "video": video,
+        "tracks_file": tracks_file,
+        "model": desc["model"],
+        "backend": desc["backend"],
+        "batch_size": desc["batch_size"],
+        "features": {"dim": embedder.feature_dim, "dtype": "float32", "normalization": NORMALIZATION},
+        "sampling": asdict(sampling),
+        "stats": stats,
+        "timing": {"seconds": round(seconds, 3),
+                   "crops_per_second": round(crops / seconds, 2) if seconds > 0 else None,
+                   "stages_seconds": {k: round(v, 3) for k, v in stages.items()}},
+        "num_tracks": len(tf),
+        "tracks": track_table(spans, tf, save_crops),
+    }
+
+
+class OutputStage:
+    """A staging folder inside the output folder: outputs are written there and moved into place
+    only when all succeeded (:meth:`publish`); :meth:`close` removes what is left."""
+
+    def __init__(self, out: Path, overwrite: bool, save_crops: bool) -> None:
+        check_output_dir(out, overwrite, OUTPUTS)
+        self.out, self.save_crops = out, save_crops
+        self.created_out = not out.exists()
+        self.path: Path | None = None
+        with output_errors(out):
+            out.mkdir(parents=True, exist_ok=True)
+            self.path = Path(tempfile.mkdtemp(prefix=".trackreid-extract-", dir=out))
+            if save_crops:
+                (self.path / CROPS_DIR).mkdir()
+
+    @property
+    def crops_dir(self) -> Path | None:
+        return self.path / CROPS_DIR if self.path is not None and self.save_crops else None
+
+    def publish(self, tf: TrackFeatures, meta: dict[str, Any]) -> None:
+        assert self.path is not None
+        with output_errors(self.out):
+            t = time.perf_counter()
+            write_features(tf, self.path)
+            meta["timing"]["stages_seconds"]["write"] = round(time.perf_counter() - t, 3)  # the features files
+            (self.path / METADATA_NAME).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+            _publish(self.path, self.out, self.save_crops)
+
+    def close(self) -> None:
+        if self.path is not None and self.path.exists():
+            shutil.rmtree(self.path, ignore_errors=True)
+        out = self.out
+        if self.created_out and out.exists() and not any(out.iterdir()):
+            out.rmdir()
+
+
+@contextmanager
+def output_errors(out: Path | None) -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        raise output_error(out if out is not None else Path(str(e.filename or ".")), e) from None
 
 
 def extract(
@@ -231,7 +338,7 @@ def extract(
     t0 = time.perf_counter()
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
-        check_output_dir(out, config.overwrite, OUTPUTS)
+        check_output_dir(out, config.overwrite, OUTPUTS)  # before reading anything: fail fast
     src = FrameSource.open(source, seek=config.seek)
     if isinstance(tracks, Tracks):
         trk, tracks_path = tracks, None
@@ -243,58 +350,34 @@ def extract(
     if len(plan) == 0 and len(trk):
         raise _nothing_to_crop(trk, src, tracks_path, plan.stats, src.info.frame_count)
 
-    stage: Path | None = None
-    created_out = False
+    stage = OutputStage(out, config.overwrite, config.save_crops) if out is not None else None
+    stages: dict[str, float] = {}
     try:
-        if out is not None:
-            created_out = not out.exists()
-            out.mkdir(parents=True, exist_ok=True)
-            stage = Path(tempfile.mkdtemp(prefix=".trackreid-extract-", dir=out))
-        crops_dir = stage / CROPS_DIR if (stage is not None and config.save_crops) else None
-        if crops_dir is not None:
-            crops_dir.mkdir()
-        feats, filled = _embed_plan(src, plan, embedder, crops_dir, config, progress)
+        with output_errors(out):
+            feats, filled = _embed_plan(src, plan, embedder, stage.crops_dir if stage else None, config, progress,
+                                        stages)
         if len(plan) and not filled.any():
             raise _nothing_to_crop(trk, src, tracks_path, {"boxes_past_end_of_video": len(plan)}, src.last_frame)
         missing = int((~filled).sum())
-        elapsed = time.perf_counter() - t0
         stats = {**trk.stats, **plan.stats, "crops_past_end_of_video": missing, "crops_embedded": int(filled.sum()),
-                 "frames_decoded": int(src.frames_read)}
+                 "frames_decoded": int(src.frames_read), "frames_skipped_unreferenced": int(src.frames_skipped)}
         if missing:
             log.warning("%d planned crops lie past the last frame of %s (frame %d); they were skipped",
                         missing, source, src.last_frame)
-        desc = embedder.describe()
-        meta: dict[str, Any] = {
-            "tool": {"name": "trackreid", "version": __version__},
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": command or {},
-            "video": {**src.info.to_dict(), "frames_decoded": int(src.frames_read)},
-            "tracks_file": tracks_path,
-            "model": desc["model"],
-            "backend": desc["backend"],
-            "batch_size": desc["batch_size"],
-            "features": {"dim": embedder.feature_dim, "dtype": "float32", "normalization": NORMALIZATION},
-            "sampling": asdict(config.sampling),
-            "stats": stats,
-            "timing": {"seconds": round(elapsed, 3),
-                       "crops_per_second": round(int(filled.sum()) / elapsed, 2) if elapsed > 0 else None},
-        }
-        tf = _aggregate(plan, feats, filled, {"model": desc["model"], "source": str(source)})
-        meta["num_tracks"] = len(tf)
-        meta["tracks"] = _track_table(plan, tf, config.save_crops)
-        if out is None or stage is None:
+        tf = aggregate(plan.track_id[filled], plan.frame[filled], feats[filled],
+                       {"model": embedder.describe()["model"], "source": str(source)}, embedder.feature_dim)
+        spans = {tid: (len(fr), int(fr.min()), int(fr.max())) for tid, fr in plan.track_rows.items()}
+        video = {**src.info.to_dict(), "frames_decoded": int(src.frames_read)}
+        meta = build_metadata(embedder=embedder, video=video, tracks_file=tracks_path, sampling=config.sampling,
+                              stats=stats, seconds=time.perf_counter() - t0, stages=stages, command=command,
+                              tf=tf, spans=spans, save_crops=config.save_crops)
+        if stage is None:
             return ExtractResult(tf, meta, None, None)
-        write_features(tf, stage)
-        (stage / METADATA_NAME).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-        _publish(stage, out, config.save_crops)
-        return ExtractResult(tf, meta, out, out / CROPS_DIR if config.save_crops else None)
-    except OSError as e:
-        raise output_error(out if out is not None else Path(str(e.filename or ".")), e) from None
+        stage.publish(tf, meta)
+        return ExtractResult(tf, meta, out, out / CROPS_DIR if (out is not None and config.save_crops) else None)
     finally:
-        if stage is not None and stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
-        if created_out and out is not None and out.exists() and not any(out.iterdir()):
-            out.rmdir()
+        if stage is not None:
+            stage.close()
 
 
 def _nothing_to_crop(trk: Tracks, src: FrameSource, tracks_path: str | None, stats: dict[str, int],

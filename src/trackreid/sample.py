@@ -43,18 +43,25 @@ class Walker:
     style: int
 
 
-def _walkers(width: int, height: int, frames: int, n: int, rng: np.random.Generator) -> list[Walker]:
+def _walkers(width: int, height: int, frames: int, n: int, rng: np.random.Generator,
+             life: int | None = None) -> list[Walker]:
+    """``life``: each walker crosses in about that many frames, starting at a random time."""
     out = []
     for i in range(n):
         h = int(rng.integers(int(height * 0.35), int(height * 0.6)))
         left_to_right = i % 2 == 0
         x0 = -0.2 * h if left_to_right else width + 0.1 * h
-        speed = (width + 0.5 * h) / (frames * rng.uniform(0.7, 1.0))
+        span = frames if life is None else min(frames, life)
+        speed = (width + 0.5 * h) / (span * rng.uniform(0.7, 1.0))
         vx = speed if left_to_right else -speed
         bottom = float(rng.uniform(height * 0.6, height * 0.98))
-        first = int(rng.integers(1, max(2, frames // 4)))
+        if life is None:
+            first, last = int(rng.integers(1, max(2, frames // 4))), frames
+        else:
+            first = int(rng.integers(1, max(2, frames - span + 1)))
+            last = min(frames, first + span - 1)
         vy = float(rng.uniform(-0.15, 0.15))
-        out.append(Walker(i + 1, (x0, bottom), (vx, vy), h, first, frames, i % len(PALETTE)))
+        out.append(Walker(i + 1, (x0, bottom), (vx, vy), h, first, last, i % len(PALETTE)))
     return out
 
 
@@ -99,11 +106,16 @@ def draw_person(img: np.ndarray, x: float, bottom: float, h: int, look: Look, ph
 
 
 def scene_frames(seconds: float = 4.0, fps: int = 25, width: int = 640, height: int = 360, people: int = 6,
-                 seed: int = 0) -> Iterator[tuple[int, np.ndarray, list[str]]]:
-    """Yield ``(frame number, BGR image, MOT rows of that frame)`` for frames 1, 2, ..."""
+                 seed: int = 0, track_seconds: float | None = None) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+    """Yield ``(frame number, BGR image, MOT rows of that frame)`` for frames 1, 2, ...
+
+    By default every person walks across the whole video; with ``track_seconds`` each one
+    crosses the picture in about that time, starting at a random moment (many short tracks).
+    """
     rng = np.random.default_rng(seed)
     frames = int(round(seconds * fps))
-    walkers = _walkers(width, height, frames, people, rng)
+    life = None if track_seconds is None else max(2, int(round(track_seconds * fps)))
+    walkers = _walkers(width, height, frames, people, rng, life)
     bg = draw_background(width, height, rng)
     for k in range(1, frames + 1):
         img = bg.copy()

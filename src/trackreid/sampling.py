@@ -60,13 +60,49 @@ class SamplePlan:
         return np.unique(self.frame)
 
 
-def pixel_boxes(xywh: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """1-based MOT boxes -> (clipped 0-based x0,y0,x1,y1 int64 boxes, unclipped float boxes)."""
-    raw = np.stack([xywh[:, 0] - 1, xywh[:, 1] - 1, xywh[:, 0] - 1 + xywh[:, 2], xywh[:, 1] - 1 + xywh[:, 3]], 1)
+def mot_to_xyxy(xywh: np.ndarray) -> np.ndarray:
+    """1-based MOT boxes (left, top, width, height) -> 0-based float x0, y0, x1, y1 (x1, y1 exclusive)."""
+    xywh = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
+    return np.stack([xywh[:, 0] - 1, xywh[:, 1] - 1, xywh[:, 0] - 1 + xywh[:, 2], xywh[:, 1] - 1 + xywh[:, 3]], 1)
+
+
+def clip_boxes(raw: np.ndarray, width: int, height: int) -> np.ndarray:
+    """0-based float x0, y0, x1, y1 -> rounded int64 boxes clipped to the image."""
     r = np.round(raw).astype(np.int64)
-    clipped = np.stack([np.clip(r[:, 0], 0, width), np.clip(r[:, 1], 0, height),
-                        np.clip(r[:, 2], 0, width), np.clip(r[:, 3], 0, height)], 1)
-    return clipped, raw
+    return np.stack([np.clip(r[:, 0], 0, width), np.clip(r[:, 1], 0, height),
+                     np.clip(r[:, 2], 0, width), np.clip(r[:, 3], 0, height)], 1)
+
+
+@dataclass
+class BoxQuality:
+    """The sampling rules applied to boxes (parallel arrays): shared by offline and online sampling."""
+
+    clipped: np.ndarray  # (n, 4) int64
+    occlusion: np.ndarray  # (n,) float, largest fraction covered by one box in front
+    empty: np.ndarray  # (n,) bool, nothing left after clipping
+    past_end: np.ndarray  # (n,) bool, on a frame past the end of the video
+    valid: np.ndarray  # (n,) bool, may be sampled (not empty, not past the end)
+    usable: np.ndarray  # (n,) bool, preferred (see the module docstring)
+
+
+def assess_boxes(frames: np.ndarray, raw: np.ndarray, width: int, height: int, config: SamplingConfig,
+                 frame_count: int | None = None) -> BoxQuality:
+    """Apply the sampling rules to 0-based float ``raw`` boxes on ``frames`` (all boxes of a frame
+    must be given together: occlusion compares boxes of the same frame)."""
+    clipped = clip_boxes(raw, width, height)
+    cw = clipped[:, 2] - clipped[:, 0]
+    ch = clipped[:, 3] - clipped[:, 1]
+    empty = (cw <= 0) | (ch <= 0)
+    past_end = frames > frame_count if frame_count else np.zeros(len(frames), dtype=bool)
+    valid = ~empty & ~past_end
+    occ = occlusion(frames, raw)
+    raw_area = np.maximum((raw[:, 2] - raw[:, 0]) * (raw[:, 3] - raw[:, 1]), 1e-9)
+    usable = valid & (cw * ch >= 0.5 * raw_area)
+    if config.strategy == "quality":
+        usable &= (ch >= config.min_height) & (cw >= config.min_width) & (occ < config.max_occlusion)
+    else:
+        usable = valid
+    return BoxQuality(clipped, occ, empty, past_end, valid, usable)
 
 
 def occlusion(frames: np.ndarray, raw: np.ndarray) -> np.ndarray:
@@ -108,24 +144,30 @@ def pick_even(frames: np.ndarray, n: int) -> np.ndarray:
     return np.sort(np.asarray(picks))
 
 
+def select_track(frames: np.ndarray, usable: np.ndarray, valid: np.ndarray, occ: np.ndarray,
+                 n: int) -> tuple[np.ndarray, int]:
+    """One track's crops: positions into its boxes (ordered by frame) and how many are top-ups.
+
+    ``n`` usable boxes spread evenly (:func:`pick_even`), topped up with valid unusable boxes,
+    least occluded first (earlier first among equals), when fewer than ``n`` are usable.
+    """
+    good = np.flatnonzero(usable)
+    sel = good[pick_even(frames[good], n)]
+    if len(sel) >= n:
+        return sel, 0
+    rest = np.flatnonzero(valid & ~usable)
+    extra = rest[np.argsort(occ[rest], kind="stable")][: n - len(sel)]
+    return np.sort(np.concatenate([sel, extra])), len(extra)
+
+
 def plan_samples(tracks: Tracks, width: int, height: int, config: SamplingConfig,
                  frame_count: int | None = None) -> SamplePlan:
     """Choose the crops of every track (see the module docstring for the rule)."""
-    clipped, raw = pixel_boxes(tracks.xywh, width, height)
-    cw = clipped[:, 2] - clipped[:, 0]
-    ch = clipped[:, 3] - clipped[:, 1]
-    empty = (cw <= 0) | (ch <= 0)
-    past_end = tracks.frame > frame_count if frame_count else np.zeros(len(tracks), dtype=bool)
-    valid = ~empty & ~past_end
-    stats = {"boxes_empty_after_clipping": int(empty.sum()), "boxes_past_end_of_video": int((past_end & ~empty).sum())}
-    occ = occlusion(tracks.frame, raw)
-    raw_area = np.maximum((raw[:, 2] - raw[:, 0]) * (raw[:, 3] - raw[:, 1]), 1e-9)
-    usable = valid & (cw * ch >= 0.5 * raw_area)
-    if config.strategy == "quality":
-        usable &= (ch >= config.min_height) & (cw >= config.min_width) & (occ < config.max_occlusion)
-    else:
-        usable = valid
-    stats["boxes_usable"] = int(usable.sum())
+    q = assess_boxes(tracks.frame, mot_to_xyxy(tracks.xywh), width, height, config, frame_count)
+    clipped, occ, valid, usable = q.clipped, q.occlusion, q.valid, q.usable
+    stats = {"boxes_empty_after_clipping": int(q.empty.sum()),
+             "boxes_past_end_of_video": int((q.past_end & ~q.empty).sum()),
+             "boxes_usable": int(usable.sum())}
 
     order = np.lexsort((tracks.frame, tracks.track_id))
     tid_sorted = tracks.track_id[order]
@@ -138,15 +180,9 @@ def plan_samples(tracks: Tracks, width: int, height: int, config: SamplingConfig
     for s, e in zip(starts, ends, strict=True):
         rows = order[s:e]
         track_rows[int(tracks.track_id[rows[0]])] = tracks.frame[rows]
-        good = rows[usable[rows]]
-        sel = good[pick_even(tracks.frame[good], n)]
-        if len(sel) < n:
-            rest = rows[valid[rows] & ~usable[rows]]
-            extra = rest[np.argsort(occ[rest], kind="stable")][: n - len(sel)]
-            topped_up += len(extra)
-            sel = np.sort(np.concatenate([sel, extra]))
-            sel = sel[np.argsort(tracks.frame[sel], kind="stable")]
-        chosen.append(sel)
+        pos, extra = select_track(tracks.frame[rows], usable[rows], valid[rows], occ[rows], n)
+        topped_up += extra
+        chosen.append(rows[pos])
     stats["crops_topped_up_with_unusable_boxes"] = topped_up
     idx = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
     tid = tracks.track_id[idx]

@@ -48,8 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--min-visibility", type=float, default=0.0, help="ground truth only: drop boxes less visible")
     s.add_argument("--frame-offset", type=int, default=0, help="add to frame numbers (1 for 0-based files)")
     s.add_argument("--no-seek", action="store_true",
-                   help="always decode the video forward from its first frame (by default, when the sampled "
-                        "frames lie in few groups of pictures, the others are skipped by keyframe seeks)")
+                   help="always decode every frame forward from the first with OpenCV (by default, with PyAV, "
+                        "groups of pictures holding no sampled frame are skipped by keyframe seeks, unreferenced "
+                        "H.264 pictures holding none are not decoded, and only the crops are converted to BGR)")
     m = p.add_argument_group("model and speed")
     m.add_argument("--reid-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="network input size (default: the model's, 256 128)")

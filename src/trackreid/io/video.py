@@ -6,6 +6,18 @@ and variable frame rate): :meth:`FrameSource.frames` walks forward, *grabs* ever
 only *retrieves* (converts to pixels) the frames asked for, and stops after the last one.
 When the frames asked for lie in few groups of pictures, :class:`_GopIndex` reaches them by
 keyframe seeks instead, numbering frames by their presentation timestamps (checked).
+
+With PyAV (the ``av`` extra) a video is decoded less and converted less:
+
+* :meth:`FrameSource.pictures` yields :class:`Picture` objects: a crop is converted from the
+  decoder's YUV 4:2:0 planes to BGR for its own pixels only (:class:`YuvPicture`), never the
+  whole frame.
+* H.264 packets whose pictures no other picture references (``nal_ref_idc == 0`` in every
+  slice, e.g. non-reference B frames) and that hold no wanted frame are not sent to the
+  decoder at all; frames are then numbered by their presentation timestamps from the
+  demuxing index (every decoded frame is checked against it; anything unexpected falls back
+  to decoding every frame).
+* Decoder threads: see :func:`configure_threads`.
 """
 
 from __future__ import annotations
@@ -13,8 +25,11 @@ from __future__ import annotations
 import bisect
 import configparser
 import logging
+import os
 import re
-from collections.abc import Iterable, Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,15 +62,138 @@ class SourceInfo:
         return dict(self.__dict__)
 
 
+class Picture:
+    """One decoded frame. :meth:`crop` gives BGR uint8 pixels of a box, :meth:`bgr` the whole frame."""
+
+    def crop(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        return self.bgr()[y0:y1, x0:x1]
+
+    def bgr(self) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ArrayPicture(Picture):
+    """A frame already in BGR (OpenCV decoding, image files, a tracker's frame)."""
+
+    def __init__(self, img: np.ndarray) -> None:
+        self.img = img
+
+    def bgr(self) -> np.ndarray:
+        return self.img
+
+
+_YUV420 = ("yuv420p",)
+_PAD = 4  # context pixels around a region, so chroma interpolation at its edges sees what the full frame has
+_BUCKET = 32  # regions are widened to multiples of this, so converters are reused (one per size)
+
+
+class YuvPicture(Picture):
+    """A PyAV frame: a crop is converted from the YUV 4:2:0 planes for its own region only.
+
+    The region (the box plus a few pixels of context, widened to a multiple of 32 pixels so
+    that one converter per size is reused) is copied into a small frame and converted by
+    FFmpeg's swscale, the converter OpenCV's and PyAV's whole-frame conversions use: the crop's
+    pixels are identical to those of the whole frame converted. Other pixel formats (full-range
+    ``yuvj420p``, 4:2:2, RGB codecs) convert the whole frame once.
+    """
+
+    def __init__(self, frame: object) -> None:
+        self.frame = frame  # keeps the planes' memory alive
+        self._bgr: np.ndarray | None = None
+        self.planes: list[np.ndarray] | None = None
+        fmt = frame.format.name  # type: ignore[attr-defined]
+        self.width, self.height = frame.width, frame.height  # type: ignore[attr-defined]
+        w, h = self.width, self.height
+        if fmt in _YUV420 and w % 2 == 0 and h % 2 == 0:
+            sizes = ((w, h), (w // 2, h // 2), (w // 2, h // 2))
+            self.planes = [np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:ph, :pw]
+                           for p, (pw, ph) in zip(frame.planes, sizes, strict=True)]  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _span(a: int, b: int, size: int) -> tuple[int, int]:
+        lo, hi = max(0, (a & ~1) - _PAD), min(size, b + (b & 1) + _PAD)
+        n = min(size, -(-(hi - lo) // _BUCKET) * _BUCKET)
+        lo = min(lo, size - n)
+        return lo, lo + n
+
+    def crop(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        if self.planes is None:
+            return super().crop(x0, y0, x1, y1)
+        import av
+
+        ex0, ex1 = self._span(x0, x1, self.width)
+        ey0, ey1 = self._span(y0, y1, self.height)
+        w, h = ex1 - ex0, ey1 - ey0
+        small = av.VideoFrame(w, h, "yuv420p")
+        regions = (self.planes[0][ey0:ey1, ex0:ex1], self.planes[1][ey0 // 2:ey1 // 2, ex0 // 2:ex1 // 2],
+                   self.planes[2][ey0 // 2:ey1 // 2, ex0 // 2:ex1 // 2])
+        for plane, region in zip(small.planes, regions, strict=True):
+            dst = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+            dst[:region.shape[0], :region.shape[1]] = region
+        bgr = _converter(w, h).reformat(small, format="bgr24").to_ndarray()  # type: ignore[attr-defined]
+        return bgr[y0 - ey0:y1 - ey0, x0 - ex0:x1 - ex0]
+
+    def bgr(self) -> np.ndarray:
+        if self._bgr is None:
+            self._bgr = self.frame.to_ndarray(format="bgr24")  # type: ignore[attr-defined]
+        return self._bgr
+
+
+_local = threading.local()
+
+
+def _converter(w: int, h: int) -> object:
+    """A swscale converter for (w, h) regions, reused (at most 64 sizes kept per thread)."""
+    from av.video.reformatter import VideoReformatter
+
+    cache: OrderedDict[tuple[int, int], object] | None = getattr(_local, "converters", None)
+    if cache is None:
+        cache = _local.converters = OrderedDict()
+    conv = cache.get((w, h))
+    if conv is None:
+        conv = cache[(w, h)] = VideoReformatter()
+        if len(cache) > 64:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end((w, h))
+    return conv
+
+
+def configure_threads(stream: object, cpus: int | None = None) -> None:
+    """Decoder threading: frame + slice threads, one per core up to 16 (FFmpeg's H.264 cap).
+
+    Measured on 2 cores (docs/benchmarks.md): frame threading with one thread per core decodes
+    1080p H.264 fastest; more threads than cores only add latency and frame buffers. On 16 cores
+    the same rule gives 16 frame threads; the embedder's threads run beside them, so a pass is
+    bounded by whichever of the two is slower. ``TRACKREID_DECODE_THREADS`` overrides the count.
+    """
+    env = os.environ.get("TRACKREID_DECODE_THREADS", "")
+    if env.isdigit():
+        n = int(env)
+    elif cpus:
+        n = cpus
+    else:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cc = stream.codec_context  # type: ignore[attr-defined]
+    cc.thread_type = "AUTO"
+    cc.thread_count = max(1, min(16, n))
+
+
 class FrameSource:
     """Base: ``info`` and ``frames(wanted)``; ``frames_read`` counts frames walked past."""
 
     info: SourceInfo
     frames_read: int = 0
+    frames_skipped: int = 0  # frames never decoded because nothing references them (PyAV, H.264)
     last_frame: int = 0  # the last frame number that exists (known once the source ended)
 
-    def frames(self, wanted: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    def pictures(self, wanted: Iterable[int]) -> Iterator[tuple[int, Picture]]:
         raise NotImplementedError
+
+    def frames(self, wanted: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """The wanted frames as whole BGR images (in order; frames past the end are left out)."""
+        for k, pic in self.pictures(wanted):
+            yield k, pic.bgr()
 
     @staticmethod
     def open(source: str | Path, seek: bool = True) -> FrameSource:
@@ -101,24 +239,26 @@ class VideoFileSource(FrameSource):
             self.seek = False
         self.info = SourceInfo(str(path), "video", w, h, fps, n if n > 0 else None, rotation)
 
-    def frames(self, wanted: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    def pictures(self, wanted: Iterable[int]) -> Iterator[tuple[int, Picture]]:
         todo = sorted(set(wanted))
         if not todo:
             return
         index = _GopIndex.read(self.path) if self.seek else None
-        if index is not None and index.worth_seeking(todo):
+        header = self.info.frame_count or 0
+        if index is not None and len(index.pts) + 1 >= header:
             done: set[int] = set()
             try:
-                for k, img in index.decode(todo, self):
+                for k, pic in index.decode(todo, self):
                     done.add(k)
-                    yield k, img
+                    yield k, pic
                 return
             except _SeekUnreliable as e:
-                log.info("%s: seeking by keyframe gave up (%s); decoding forward from the start", self.path, e)
+                log.info("%s: decoding by the timestamp index gave up (%s); decoding every frame from the start",
+                         self.path, e)
                 todo = [k for k in todo if k not in done]
         yield from self._forward(todo)
 
-    def _forward(self, todo: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    def _forward(self, todo: list[int]) -> Iterator[tuple[int, Picture]]:
         """The default: grab every frame from the first, retrieve only the wanted ones."""
         cap = cv2.VideoCapture(str(self.path))
         try:
@@ -140,7 +280,7 @@ class VideoFileSource(FrameSource):
                     ok, img = cap.retrieve()
                     if not ok or img is None:
                         raise InputError(f"{self.path}: frame {k} could not be decoded; the video is corrupt")
-                    yield k, img
+                    yield k, ArrayPicture(img)
                     i += 1
             self.last_frame = max(self.last_frame, k)
         finally:
@@ -227,37 +367,90 @@ class _GopIndex:
         seek_cost = sum(k - first_frame[self.keys[g]] + 1 for g, k in last_in_gop.items())
         return 2 * seek_cost <= todo[-1]
 
-    def decode(self, todo: list[int], source: VideoFileSource) -> Iterator[tuple[int, np.ndarray]]:
+    def decode(self, todo: list[int], source: VideoFileSource) -> Iterator[tuple[int, Picture]]:
+        """Decode forward from the start, or from the keyframe before each wanted group when
+        :meth:`worth_seeking`; unreferenced H.264 pictures that are not wanted are not decoded."""
         import av
 
         number = {p: i + 1 for i, p in enumerate(self.pts)}
-        by_gop: dict[int, list[int]] = {}
-        for k in todo:
-            by_gop.setdefault(self.gop_of(k), []).append(k)
-        decoded = 0
+        todo = [k for k in todo if k <= len(self.pts)]  # the rest lie past the end
+        groups: list[tuple[int | None, list[int]]] = [(None, todo)]
+        if todo and self.worth_seeking(todo):
+            by_gop: dict[int, list[int]] = {}
+            for k in todo:
+                by_gop.setdefault(self.gop_of(k), []).append(k)
+            groups = [(self.keys[g], ks) for g, ks in sorted(by_gop.items())]
+        decoded = skipped = 0
         try:
             with av.open(str(source.path)) as container:
                 stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                for gop, ks in sorted(by_gop.items()):
+                configure_threads(stream)
+                unreferenced = _unreferenced_test(stream)
+                for seek_to, ks in groups:
                     want = set(ks)
-                    container.seek(self.keys[gop], stream=stream, backward=True, any_frame=False)
-                    for frame in container.decode(stream):
-                        decoded += 1
-                        idx = number.get(frame.pts) if frame.pts is not None else None
-                        if idx is None:
-                            raise _SeekUnreliable(f"a decoded frame has timestamp {frame.pts}, not in the index")
-                        if idx in want:
-                            yield idx, frame.to_ndarray(format="bgr24")
-                            want.discard(idx)
+                    want_pts = {self.pts[k - 1] for k in ks}
+                    if seek_to is not None:
+                        container.seek(seek_to, stream=stream, backward=True, any_frame=False)
+                    previous = 0
+                    for packet in container.demux(stream):
+                        if (unreferenced is not None and packet.size and packet.pts is not None
+                                and packet.pts not in want_pts and unreferenced(bytes(packet))):
+                            skipped += 1
+                            continue
+                        for frame in packet.decode():
+                            decoded += 1
+                            idx = number.get(frame.pts) if frame.pts is not None else None
+                            if idx is None or idx <= previous:
+                                raise _SeekUnreliable(f"a decoded frame has timestamp {frame.pts}, not the next "
+                                                      "one in the index")
+                            previous = idx
+                            if idx in want:
+                                want.discard(idx)
+                                yield idx, YuvPicture(frame)
                         if not want:
                             break
                     if want:
-                        raise _SeekUnreliable(f"frames {sorted(want)[:3]} not reached after the keyframe")
-                    source.frames_read = decoded
+                        raise _SeekUnreliable(f"frames {sorted(want)[:3]} not reached")
+                    source.frames_read, source.frames_skipped = decoded, skipped
         except av.FFmpegError as e:
             raise _SeekUnreliable(str(e)) from None
         source.last_frame = len(self.pts)
+
+
+def _unreferenced_test(stream: object) -> Callable[[bytes], bool] | None:
+    """For H.264: a test telling whether a packet's picture is referenced by no other picture
+    (every slice has ``nal_ref_idc == 0``). None for other codecs (every packet is decoded)."""
+    cc = stream.codec_context  # type: ignore[attr-defined]
+    if cc.name != "h264":
+        return None
+    extra = bytes(cc.extradata or b"")
+    if extra[:1] == b"\x01" and len(extra) >= 5:  # avcC: length-prefixed NAL units
+        size = (extra[4] & 3) + 1
+
+        def nal_headers(data: bytes) -> Iterator[int]:
+            i = 0
+            while i + size < len(data):
+                n = int.from_bytes(data[i:i + size], "big")
+                yield data[i + size]
+                i += size + n
+    else:  # Annex B: start codes
+
+        def nal_headers(data: bytes) -> Iterator[int]:
+            i = data.find(b"\x00\x00\x01")
+            while 0 <= i < len(data) - 3:
+                yield data[i + 3]
+                i = data.find(b"\x00\x00\x01", i + 3)
+
+    def unreferenced(data: bytes) -> bool:
+        slices = 0
+        for h in nal_headers(data):
+            if h & 0x1F in (1, 5):  # coded slice (5: IDR, always referenced)
+                if h & 0x60:
+                    return False
+                slices += 1
+        return slices > 0
+
+    return unreferenced
 
 
 class ImageFolderSource(FrameSource):
@@ -281,7 +474,7 @@ class ImageFolderSource(FrameSource):
                              "replace the file (frames are numbered by their order in the folder)")
         return img
 
-    def frames(self, wanted: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    def pictures(self, wanted: Iterable[int]) -> Iterator[tuple[int, Picture]]:
         for k in sorted(set(wanted)):
             if k > len(self.files):
                 return
@@ -290,7 +483,7 @@ class ImageFolderSource(FrameSource):
             if img.shape[:2] != (self.info.height, self.info.width):
                 raise InputError(f"{self.files[k - 1]}: frame {k} is {img.shape[1]}x{img.shape[0]}, but earlier "
                                  f"frames are {self.info.width}x{self.info.height}")
-            yield k, img
+            yield k, ArrayPicture(img)
 
 
 def _seqinfo_fps(folder: Path) -> float | None:
