@@ -276,8 +276,11 @@ def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: 
     a = np.repeat(np.arange(n, dtype=np.int64), kk)
     b = idx[:, :kk].ravel()
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    key = np.unique(lo * n + hi)
+    key, first = np.unique(lo * n + hi, return_index=True)
     graph.i, graph.j = key // n, key % n
-    graph.sim = graph.similarity(graph.i, graph.j)  # in blocks: never E x D at once
+    if set_similarity or rerank:
+        graph.sim = graph.similarity(graph.i, graph.j)  # in blocks: never E x D at once
+    else:  # the search computed the cosines already
+        graph.sim = sims[:, :kk].ravel()[first].astype(np.float32)
     graph.info["edges"] = len(graph.i)
     return graph
