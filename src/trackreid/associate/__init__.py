@@ -1,0 +1,1 @@
+"""Cross-camera association (step 4): one global identity per person across cameras."""
