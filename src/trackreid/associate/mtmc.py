@@ -56,10 +56,36 @@ def evaluate_mtmc(gt: Source, pred: Source, min_iou: float = 0.5) -> dict[str, A
     "num_gt_boxes", "num_pred_boxes", "num_frames", "cameras", "cameras_without_prediction",
     "min_iou", "gt", "pred"}`` (ratios in [0, 1]).
     """
-    if not 0.0 < min_iou <= 1.0:
-        raise InputError(f"--min-iou must be in (0, 1], got {min_iou}")
     gt_cams, gt_desc = read_camera_boxes(gt, role="gt")
     pred_cams, pred_desc = read_camera_boxes(pred, role="pred")
+    return score_boxes(gt_cams, pred_cams, min_iou, gt_desc, pred_desc)
+
+
+def evaluate_assignment(gt: Source, tracks: Mapping[str, PathLike], global_ids: Mapping[str, Mapping[int, int]],
+                        min_iou: float = 0.5) -> dict[str, Any]:
+    """:func:`evaluate_mtmc` of an assignment held in memory: each camera's MOT ``tracks`` file with
+    its track ids replaced by ``global_ids[camera][track id]`` (tracks without one are left out).
+
+    What benchmarks and label-free experiments use to score many assignments without writing files.
+    """
+    gt_cams, gt_desc = read_camera_boxes(gt, role="gt")
+    pred_cams: dict[str, CameraBoxes] = {}
+    for cam, path in tracks.items():
+        trk = read_mot(path, fmt="mot")
+        ids = global_ids.get(cam, {})
+        gid = np.array([ids.get(int(t), -1) for t in trk.track_id.tolist()], np.int64)
+        keep = gid >= 0
+        boxes = CameraBoxes(trk.frame[keep], gid[keep], trk.xywh[keep].astype(np.float64), f"{path} ({cam})")
+        _check_unique(boxes, boxes.source)
+        pred_cams[cam] = boxes
+    return score_boxes(gt_cams, pred_cams, min_iou, gt_desc, "global ids in memory")
+
+
+def score_boxes(gt_cams: Mapping[str, CameraBoxes], pred_cams: Mapping[str, CameraBoxes], min_iou: float = 0.5,
+                gt_desc: str = "gt", pred_desc: str = "pred") -> dict[str, Any]:
+    """The metrics of per-camera boxes whose ids are global (see :func:`evaluate_mtmc`)."""
+    if not 0.0 < min_iou <= 1.0:
+        raise InputError(f"--min-iou must be in (0, 1], got {min_iou}")
     pairs = match_cameras(list(gt_cams), list(pred_cams), gt_desc, pred_desc)
     empty = CameraBoxes(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), "")
     missing = [g for g, p in pairs if p is None]
@@ -142,14 +168,26 @@ def read_camera_boxes(src: Source, role: str) -> tuple[dict[str, CameraBoxes], s
     if not path.exists():
         raise InputError(f"{path}: no such file or folder ({flag} expects {_expected(role)})")
     if path.is_file():
-        return read_aicity(path, flag), str(path)
+        return (_named(read_aicity(path, flag), path.parent) if role == "pred" else read_aicity(path, flag)), str(path)
     if role == "pred":
         gt_dir = path / "global_tracks"
         if gt_dir.is_dir():
             return _read_camera_folder(gt_dir, role), str(gt_dir)
         if (path / "mtmc.txt").is_file():
-            return read_aicity(path / "mtmc.txt", flag), str(path / "mtmc.txt")
+            return _named(read_aicity(path / "mtmc.txt", flag), path), str(path / "mtmc.txt")
     return _read_camera_folder(path, role), str(path)
+
+
+def _named(cams: dict[str, CameraBoxes], folder: Path) -> dict[str, CameraBoxes]:
+    """AI City camera ids -> camera names, when ``associate``'s summary.json beside mtmc.txt lists them."""
+    import json
+
+    try:
+        listed = json.loads((folder / "summary.json").read_text(encoding="utf-8"))["cameras"]
+        names = {str(int(c["camera_id"])): str(c["name"]) for c in listed}
+    except (OSError, ValueError, KeyError, TypeError):
+        return cams
+    return {names.get(k, k): v for k, v in cams.items()}
 
 
 def _expected(role: str) -> str:
