@@ -29,6 +29,8 @@ SUBCOMMANDS = (
     "reduce",
     "prepare_data",
     "train",
+    "associate",
+    "evaluate_mtmc",
 )
 
 
