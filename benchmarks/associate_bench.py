@@ -247,12 +247,34 @@ def run_ours(p: Prepared, score: Scorer, options: dict[str, Any], exhaustive: bo
     return OursResult(result.threshold, auto, thr, score(ids_from_labels(tracks, labels)), seconds)
 
 
+def run_options(p: Prepared, score: Scorer, default: OursResult | None,
+                opt_rows: dict[str, list[tuple[float, float]]], record: dict[str, Any]) -> None:
+    """Every option at its auto threshold and at its best threshold (coarse-to-fine search)."""
+    for name, opts in OPTIONS.items():
+        r = default if (default is not None and not opts) else run_ours(p, score, opts, exhaustive=False)
+        opt_rows[name].append((100 * r.auto["idf1"], 100 * r.oracle["idf1"]))
+        record["options"].setdefault(name, []).append(
+            {"site": p.label, "auto_threshold": r.auto_threshold, "auto_idf1": r.auto["idf1"],
+             "oracle_threshold": r.oracle_threshold, "oracle_idf1": r.oracle["idf1"]})
+
+
+def print_options(opt_rows: dict[str, list[tuple[float, float]]]) -> None:
+    print("\nOptions: IDF1 (%) at the auto threshold / at the best threshold, mean over the sites\n")
+    print("| option | auto | best threshold | auto per site |")
+    print("|---|---|---|---|")
+    for name, vals in opt_rows.items():
+        a = [x for x, _ in vals]
+        o = [y for _, y in vals]
+        print(f"| {name} | {np.mean(a):.1f} | {np.mean(o):.1f} | " + ", ".join(f"{x:.1f}" for x in a) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "associate_bench",
                     help="sites and features (reused when present)")
     ap.add_argument("--seeds", type=int, default=2, help="sites per camera count (default 2)")
     ap.add_argument("--no-options", action="store_true", help="skip the table of options")
+    ap.add_argument("--options-only", action="store_true", help="only the table of options")
     ap.add_argument("--json", type=Path, help="also write every number to this file")
     args = ap.parse_args()
 
@@ -274,6 +296,10 @@ def main() -> None:
     for p in prepared:
         score = Scorer(p)
         tracks, _ = load_cameras(p.cameras, with_crops=False)
+        if args.options_only:
+            run_options(p, score, None, opt_rows, record)
+            print(f"  done {p.label} ({score.calls} evaluations, {time.perf_counter() - t0:.0f} s so far)", flush=True)
+            continue
         none = score(no_association(tracks))
         h_thr, h_idf1 = run_hungarian(tracks, score)
         truth = score(p.truth)
@@ -293,14 +319,13 @@ def main() -> None:
                                 "ours_auto_threshold": ours.auto_threshold, "ours_oracle": ours.oracle,
                                 "ours_oracle_threshold": ours.oracle_threshold, "true_labels": truth})
         if not args.no_options:
-            for name, opts in OPTIONS.items():
-                r = ours if not opts else run_ours(p, score, opts, exhaustive=False)
-                opt_rows[name].append((100 * r.auto["idf1"], 100 * r.oracle["idf1"]))
-                record["options"].setdefault(name, []).append(
-                    {"site": p.label, "auto_threshold": r.auto_threshold, "auto_idf1": r.auto["idf1"],
-                     "oracle_threshold": r.oracle_threshold, "oracle_idf1": r.oracle["idf1"]})
+            run_options(p, score, ours, opt_rows, record)
         print(f"  done {p.label} ({score.calls} evaluations, {time.perf_counter() - t0:.0f} s so far)", flush=True)
 
+    if args.options_only:
+        print_options(opt_rows)
+        print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+        return
     labels = [p.label for p in prepared]
     groups = {g: [i for i, p in enumerate(prepared) if p.label.startswith(g)] for g in SITES}
     head = ["method", *labels, *(f"mean {g}" for g in SITES), "mean all"]
@@ -320,13 +345,7 @@ def main() -> None:
           f"ours-auto within 1 IDF1 of ours-oracle: gap {orc.mean() - auto.mean():.1f} "
           f"({'met' if orc.mean() - auto.mean() <= 1.0 else 'MISSED'}; largest per site {(orc - auto).max():.1f})")
     if not args.no_options:
-        print("\nOptions: IDF1 (%) at the auto threshold / at the oracle threshold, mean over all sites\n")
-        print("| option | auto | oracle | auto per site |")
-        print("|---|---|---|---|")
-        for name, vals in opt_rows.items():
-            a = [x for x, _ in vals]
-            o = [y for _, y in vals]
-            print(f"| {name} | {np.mean(a):.1f} | {np.mean(o):.1f} | " + ", ".join(f"{x:.1f}" for x in a) + " |")
+        print_options(opt_rows)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     if args.json:
         record["table"] = rows
