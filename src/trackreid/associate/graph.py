@@ -2,7 +2,7 @@
 
 The graph holds, for every track, its ``k`` most similar other tracks (cosine of the track
 features), found by blocked matrix products: the one large temporary is a ``block x N``
-float32 array, never the ``N x N`` matrix (above 20,000 tracks the search runs in a 128-d PCA
+float32 array, never the ``N x N`` matrix (above 20,000 tracks the search runs in a 64-d PCA
 projection and its candidates are re-scored in full dimension, see :func:`knn`). Edges are the
 union of those neighbour lists, one per unordered pair.
 
@@ -46,7 +46,7 @@ RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
 #: Up to this many tracks the neighbour search is exact; above, candidates come from a PCA projection.
 EXACT_LIMIT = 20_000
 #: Dimensions of that projection.
-SEARCH_DIMS = 128
+SEARCH_DIMS = 64
 
 
 @dataclass
@@ -106,9 +106,9 @@ def knn(features: np.ndarray, k: int, progress: Progress | None = None, exact_li
     ``k' = min(k, N - 1)``; neighbours ordered by similarity. Up to ``exact_limit`` rows the
     search is exact (blocked products, memory ``BLOCK_BYTES``). Above, the ``2k`` candidates of
     each row come from the same exact search in a ``SEARCH_DIMS``-dimensional PCA projection
-    (4x fewer operations at 512 dimensions; real OSNet features keep 93-96 % of their variance
-    and their retrieval accuracy in 128 dimensions, docs/benchmarks.md), then are re-scored with
-    the full features; the row minimum is then the projection's.
+    (8x fewer operations at 512 dimensions; real OSNet features keep 80-82 % of their variance
+    and nearly all their retrieval accuracy in 64 dimensions, docs/benchmarks.md), then are
+    re-scored with the full features; the row minimum is then the projection's.
     """
     progress = progress or NullProgress()
     n = len(features)
