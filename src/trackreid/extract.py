@@ -150,7 +150,7 @@ class _Producer(threading.Thread):
             raise OutputError(f"{path}: cannot write crop ({e.strerror})") from None
 
 
-def _embed_plan(source: FrameSource, plan: SamplePlan, embedder: Embedder, crops_dir: Path | None,
+def embed_plan(source: FrameSource, plan: SamplePlan, embedder: Embedder, crops_dir: Path | None,
                 config: ExtractConfig, progress: Progress) -> tuple[np.ndarray, np.ndarray]:
     """Run producer + inference; return (features (K, D), filled mask (K,))."""
     feats = np.zeros((len(plan), embedder.feature_dim), dtype=np.float32)
@@ -215,6 +215,74 @@ def _track_table(plan: SamplePlan, tf: TrackFeatures, save_crops: bool) -> dict[
     return table
 
 
+@dataclass
+class Inputs:
+    """A video, its tracks and the plan of crops for the whole video (made before any decoding)."""
+
+    source: FrameSource
+    tracks: Tracks
+    tracks_path: str | None
+    plan: SamplePlan
+
+
+def open_inputs(source: str | Path, tracks: str | Path | Tracks, config: ExtractConfig) -> Inputs:
+    """Open the video, read the tracks and plan the crops of every track."""
+    src = FrameSource.open(source, seek=config.seek)
+    if isinstance(tracks, Tracks):
+        trk, tracks_path = tracks, None
+    else:
+        trk = read_mot(tracks, config.frame_offset, config.min_visibility, config.tracks_format)
+        tracks_path = str(tracks)
+    plan = plan_samples(trk, src.info.width, src.info.height, config.sampling,
+                        src.info.frame_count if src.info.kind == "images" else None)
+    return Inputs(src, trk, tracks_path, plan)
+
+
+def assemble(inputs: Inputs, feats: np.ndarray, filled: np.ndarray, desc: dict[str, Any], config: ExtractConfig,
+             command: dict[str, Any] | None, seconds: float, frames_decoded: int,
+             extra: dict[str, Any] | None = None) -> tuple[TrackFeatures, dict[str, Any]]:
+    """Per-crop embeddings of the whole plan -> the track features and the metadata."""
+    src, plan = inputs.source, inputs.plan
+    missing = int((~filled).sum())
+    stats = {**inputs.tracks.stats, **plan.stats, "crops_past_end_of_video": missing,
+             "crops_embedded": int(filled.sum()), "frames_decoded": int(frames_decoded)}
+    if missing:
+        log.warning("%d planned crops lie past the last frame of %s; they were skipped", missing, src.info.path)
+    dim = int(feats.shape[1])
+    meta: dict[str, Any] = {
+        "tool": {"name": "trackreid", "version": __version__},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command or {},
+        "video": {**src.info.to_dict(), "frames_decoded": int(frames_decoded)},
+        "tracks_file": inputs.tracks_path,
+        "model": desc["model"],
+        "backend": desc["backend"],
+        "batch_size": desc["batch_size"],
+        "features": {"dim": dim, "dtype": "float32", "normalization": NORMALIZATION},
+        "sampling": asdict(config.sampling),
+        "stats": stats,
+        "timing": {"seconds": round(seconds, 3),
+                   "crops_per_second": round(int(filled.sum()) / seconds, 2) if seconds > 0 else None},
+        **(extra or {}),
+    }
+    tf = _aggregate(plan, feats, filled, {"model": desc["model"], "source": src.info.path})
+    meta["num_tracks"] = len(tf)
+    meta["tracks"] = _track_table(plan, tf, config.save_crops)
+    return tf, meta
+
+
+def write_outputs(tf: TrackFeatures, meta: dict[str, Any], stage: Path, out: Path, save_crops: bool) -> ExtractResult:
+    """Write features and metadata into ``stage`` (which holds ``crops/`` if any), then move them to ``out``."""
+    try:
+        write_features(tf, stage)
+        (stage / METADATA_NAME).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        _publish(stage, out, save_crops)
+    except OSError as e:
+        raise OutputError(f"{out}: cannot write outputs ({e.strerror or e}); check free space and "
+                          "permissions") from None
+    return ExtractResult(tf, meta, out, out / CROPS_DIR if save_crops else None)
+
+
 def extract(
     source: str | Path,
     tracks: str | Path | Tracks,
@@ -235,14 +303,7 @@ def extract(
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
         check_output_dir(out, config.overwrite, OUTPUTS)
-    src = FrameSource.open(source, seek=config.seek)
-    if isinstance(tracks, Tracks):
-        trk, tracks_path = tracks, None
-    else:
-        trk = read_mot(tracks, config.frame_offset, config.min_visibility, config.tracks_format)
-        tracks_path = str(tracks)
-    plan = plan_samples(trk, src.info.width, src.info.height, config.sampling,
-                        src.info.frame_count if src.info.kind == "images" else None)
+    inputs = open_inputs(source, tracks, config)
 
     stage: Path | None = None
     created_out = False
@@ -254,39 +315,12 @@ def extract(
         crops_dir = stage / CROPS_DIR if (stage is not None and config.save_crops) else None
         if crops_dir is not None:
             crops_dir.mkdir()
-        feats, filled = _embed_plan(src, plan, embedder, crops_dir, config, progress)
-        missing = int((~filled).sum())
-        elapsed = time.perf_counter() - t0
-        stats = {**trk.stats, **plan.stats, "crops_past_end_of_video": missing, "crops_embedded": int(filled.sum()),
-                 "frames_decoded": int(src.frames_read)}
-        if missing:
-            log.warning("%d planned crops lie past the last frame of %s (frame %d); they were skipped",
-                        missing, source, src.last_frame)
-        desc = embedder.describe()
-        meta: dict[str, Any] = {
-            "tool": {"name": "trackreid", "version": __version__},
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": command or {},
-            "video": {**src.info.to_dict(), "frames_decoded": int(src.frames_read)},
-            "tracks_file": tracks_path,
-            "model": desc["model"],
-            "backend": desc["backend"],
-            "batch_size": desc["batch_size"],
-            "features": {"dim": embedder.feature_dim, "dtype": "float32", "normalization": NORMALIZATION},
-            "sampling": asdict(config.sampling),
-            "stats": stats,
-            "timing": {"seconds": round(elapsed, 3),
-                       "crops_per_second": round(int(filled.sum()) / elapsed, 2) if elapsed > 0 else None},
-        }
-        tf = _aggregate(plan, feats, filled, {"model": desc["model"], "source": str(source)})
-        meta["num_tracks"] = len(tf)
-        meta["tracks"] = _track_table(plan, tf, config.save_crops)
+        feats, filled = embed_plan(inputs.source, inputs.plan, embedder, crops_dir, config, progress)
+        tf, meta = assemble(inputs, feats, filled, embedder.describe(), config, command,
+                            time.perf_counter() - t0, inputs.source.frames_read)
         if out is None or stage is None:
             return ExtractResult(tf, meta, None, None)
-        write_features(tf, stage)
-        (stage / METADATA_NAME).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-        _publish(stage, out, config.save_crops)
-        return ExtractResult(tf, meta, out, out / CROPS_DIR if config.save_crops else None)
+        return write_outputs(tf, meta, stage, out, config.save_crops)
     except OSError as e:
         raise OutputError(f"{out}: cannot write outputs ({e.strerror or e}); check free space and "
                           "permissions") from None

@@ -90,10 +90,13 @@ class VideoFileSource(FrameSource):
         if not todo:
             return
         index = _GopIndex.read(self.path) if self.seek else None
-        if index is not None and index.worth_seeking(todo):
+        # Sparse frames: a seek per group of pictures. Frames that start late in the video (a
+        # segment of `trackreid run`): one seek to the keyframe before the first, then forward.
+        per_gop = index is not None and index.worth_seeking(todo)
+        if index is not None and (per_gop or index.starts_late(todo)):
             done: set[int] = set()
             try:
-                for k, img in index.decode(todo, self):
+                for k, img in index.decode(todo, self, per_gop):
                     done.add(k)
                     yield k, img
                 return
@@ -187,13 +190,19 @@ class _GopIndex:
         seek_cost = sum(k - first_frame[self.keys[g]] + 1 for g, k in last_in_gop.items())
         return 2 * seek_cost <= todo[-1]
 
-    def decode(self, todo: list[int], source: VideoFileSource) -> Iterator[tuple[int, np.ndarray]]:
+    def starts_late(self, todo: list[int]) -> bool:
+        """The first wanted frame lies past the first group of pictures (so a seek skips frames)."""
+        return todo[-1] <= len(self.pts) and self.gop_of(todo[0]) > 0
+
+    def decode(self, todo: list[int], source: VideoFileSource,
+               per_gop: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+        """Seek to the keyframe before each group's first wanted frame (one group: all of ``todo``)."""
         import av
 
         number = {p: i + 1 for i, p in enumerate(self.pts)}
         by_gop: dict[int, list[int]] = {}
         for k in todo:
-            by_gop.setdefault(self.gop_of(k), []).append(k)
+            by_gop.setdefault(self.gop_of(k) if per_gop else self.gop_of(todo[0]), []).append(k)
         decoded = 0
         try:
             with av.open(str(source.path)) as container:
