@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.sites import SEGMENT_MINUTES, assert_same_features, make_site, no_partial_files
 from trackreid.embed.factory import build_embedder
 from trackreid.errors import InputError
 from trackreid.extract import ExtractConfig, extract
 from trackreid.run import read_site, run_site
 from trackreid.run.plan import camera_key, embedder_spec, extract_config
-from tests.sites import SEGMENT_MINUTES, assert_same_features, make_site, no_partial_files
 
 CAMS = ["cam1", "cam2", "cam3"]
 

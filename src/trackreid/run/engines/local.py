@@ -13,10 +13,13 @@ import queue
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trackreid.run.plan import SegmentJob
 from trackreid.run.worker import EventSink, JobOutcome, run_segment, setup_worker
+from trackreid.runtime import apply_env_defaults
+
+if TYPE_CHECKING:
+    from trackreid.run.plan import SegmentJob
 
 Event = tuple[str, str, dict[str, Any]]
 
@@ -64,6 +67,7 @@ def run_jobs(jobs: list[SegmentJob], on_event: Callable[[Event], None], workers:
     if not jobs:
         return results
     w, threads = split_cores(workers, len(jobs))
+    apply_env_defaults()  # inherited by the spawned workers, which also apply it before torch loads
     ctx = mp.get_context("spawn")
     attempts = {j.id: 0 for j in jobs}
     pending = list(jobs)

@@ -14,13 +14,16 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trackreid.errors import InputError
-from trackreid.run.plan import SegmentJob
 from trackreid.run.worker import JobOutcome, run_segment, setup_worker
+from trackreid.runtime import apply_env_defaults
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from trackreid.run.plan import SegmentJob
 
 Event = tuple[str, str, dict[str, Any]]
 GPU_PER_TASK = 0.25
@@ -56,6 +59,7 @@ def run_jobs(jobs: list[SegmentJob], on_event: Callable[[Event], None], workers:
         return results
     started_here = not ray.is_initialized()
     if started_here:
+        apply_env_defaults()  # a local Ray instance's workers inherit it
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      num_cpus=None if address else workers)
