@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from trackreid.run import read_site, run_site
 from tests.sites import (
     SEGMENT_MINUTES,
     assert_same_features,
@@ -24,6 +23,7 @@ from tests.sites import (
     no_partial_files,
     require_network_namespace,
 )
+from trackreid.run import read_site, run_site
 
 pytestmark = pytest.mark.ray
 CAMS = ["cam1", "cam2", "cam3"]
