@@ -18,6 +18,7 @@ from tests.sites import SEGMENT_MINUTES, assert_same_features, make_site, no_par
 from trackreid.embed.factory import build_embedder
 from trackreid.errors import InputError
 from trackreid.extract import ExtractConfig, extract
+from trackreid.io.features import read_features
 from trackreid.run import read_site, run_site
 from trackreid.run.plan import camera_key, embedder_spec, extract_config
 
@@ -168,3 +169,44 @@ def test_site_file_schema(tmp_path: Path, site_file: Path) -> None:
     cams = read_site(csv, reid_model="osnet_x0_25_msmt17").cameras
     assert [(c.name, c.video, c.time_offset) for c in cams] == [("A", tmp_path / "a.mp4", 1.5),
                                                                   ("B", tmp_path / "b.mp4", 0.0)]
+
+
+def test_a_killed_single_extract_continues_from_its_segments(clean_run: tuple[Path, Any, list[Any]],
+                                                             site_file: Path, msmt_pth: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cam = read_site(site_file).cameras[0]
+    out = tmp_path / "features"
+    cmd = [sys.executable, "-m", "trackreid", "extract", "--source", str(cam.video), "--tracks", str(cam.tracks),
+           "--reid-model", str(msmt_pth), "--output-dir", str(out), "--segment-minutes", str(SEGMENT_MINUTES),
+           "--save-crops", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob(".parts/*.done.json")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the extract ended before it could be killed"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "track_features.npz").exists()
+    seen: list[int] = []
+    import trackreid.run.store as store
+
+    real_write = store.write_part
+
+    def spy(job: Any, *a: Any) -> None:  # counts the parts the resumed run writes; each is still written
+        seen.append(job.first)
+        real_write(job, *a)
+
+    monkeypatch.setattr(store, "write_part", spy)
+    from trackreid.cli.main import main
+
+    assert main(["extract", *cmd[4:]]) == 0
+    assert 1 not in seen and len(seen) < 4  # the finished first segment was not redone
+    got = read_features(out)
+    want = read_features(clean_run[0] / "cameras" / "cam1")
+    assert np.array_equal(got.all_features, want.all_features)
+    meta = json.loads((out / "track_metadata.json").read_text())
+    crops = [c for t in meta["tracks"].values() for c in t.get("crops", [])]
+    assert len(crops) == meta["stats"]["crops_embedded"] and all((out / c).is_file() for c in crops)
+    assert no_partial_files(out) == []

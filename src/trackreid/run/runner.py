@@ -130,7 +130,7 @@ def run_site(site: Site, output_dir: str | Path, engine: str = "local", workers:
     for cam in site.cameras:
         cam_dir = out / "cameras" / cam.name
         try:
-            cplan = plan_camera(cam, config, spec, weights_sha, minutes, cam_dir / store.PARTS_DIR)
+            cplan = plan_camera(cam, config, spec, weights_sha, minutes, (cam_dir / store.PARTS_DIR).resolve())
         except TrackReidError as e:
             failures[cam.name] = str(e)
             report_cams[cam.name] = {"status": "failed", "error": str(e)}

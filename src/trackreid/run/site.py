@@ -125,8 +125,12 @@ def _options(path: Path, raw: dict[str, Any], overrides: dict[str, Any]) -> Site
         else:
             kwargs[k] = None if v is None else str(v)
     opts = SiteOptions(**kwargs)
-    if opts.reid_model and not Path(opts.reid_model).is_absolute() and (path.parent / opts.reid_model).exists():
-        opts = SiteOptions(**{**kwargs, "reid_model": str(path.parent / opts.reid_model)})
+    model = opts.reid_model
+    if model and not Path(model).is_absolute():
+        from_file = "reid_model" in raw and overrides.get("reid_model") is None  # else relative to the working folder
+        candidate = path.parent / model if from_file else Path(model)
+        if candidate.exists():  # else a zoo name
+            opts = SiteOptions(**{**kwargs, "reid_model": str(candidate.resolve())})
     if opts.sampling not in STRATEGIES:
         raise InputError(f"{path}: sampling {opts.sampling!r}: expected one of {', '.join(STRATEGIES)}")
     if opts.max_crops_per_track < 1 or opts.batch_size < 1:
@@ -141,7 +145,7 @@ def read_site(path: str | Path, **overrides: Any) -> Site:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such site file (--site expects a site.yml or a .csv, one camera per row)")
-    base = path.parent
+    base = path.resolve().parent  # absolute: workers (Ray's above all) need not share our working folder
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".csv":
         rows = list(csv.DictReader(text.splitlines()))

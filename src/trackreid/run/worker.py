@@ -76,8 +76,11 @@ class _EventProgress:
         pass
 
 
-def run_segment(job: Any, sink: EventSink | None = None) -> JobOutcome:
-    """Embed one segment and write its part; a :class:`TrackReidError` becomes a failed outcome."""
+def run_segment(job: Any, sink: EventSink | None = None, embedder: Any = None) -> JobOutcome:
+    """Embed one segment and write its part; a :class:`TrackReidError` becomes a failed outcome.
+
+    ``embedder``: use this one (a single in-process extract) instead of the process's own.
+    """
     from trackreid.errors import TrackReidError
     from trackreid.extract import embed_plan
     from trackreid.io.video import FrameSource
@@ -88,7 +91,7 @@ def run_segment(job: Any, sink: EventSink | None = None) -> JobOutcome:
         sink.put(("start", job.id, {"pid": os.getpid(), "host": host}))
     t0 = time.perf_counter()
     try:
-        embedder = _embedder(job.embedder)
+        embedder = embedder or _embedder(job.embedder)
         src = FrameSource.open(job.video, seek=job.config.seek)
         Path(job.part_dir).mkdir(parents=True, exist_ok=True)
         crops = store.write_crops(job) if job.config.save_crops else nullcontext(None)
