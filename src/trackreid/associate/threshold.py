@@ -36,6 +36,7 @@ MIN_SAMPLES = 20
 MAX_NEGATIVES = 200_000
 FALLBACK = 0.5
 BINS = 50
+MAX_FIT = 20_000  # values the mixture is fitted on (a uniform sample above that)
 
 
 def overlapping_pairs(tracks: TrackSet, limit: int = MAX_NEGATIVES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +159,9 @@ def _mixture_cut(values: np.ndarray, seed: int) -> tuple[float | None, str]:
 
     if len(values) < 2 * MIN_SAMPLES or np.ptp(values) < 1e-6:
         return None, "otsu"
-    gm = GaussianMixture(2, random_state=seed, n_init=3).fit(values.reshape(-1, 1))
+    if len(values) > MAX_FIT:
+        values = np.random.default_rng(seed).choice(values, MAX_FIT, replace=False)
+    gm = GaussianMixture(2, random_state=seed, n_init=2).fit(values.reshape(-1, 1))
     means = gm.means_.ravel()
     lo, hi = int(np.argmin(means)), int(np.argmax(means))
     sd = np.sqrt(gm.covariances_.ravel())

@@ -29,6 +29,7 @@ SUBCOMMANDS = (
     "prepare_data",
     "train",
     "associate",
+    "evaluate_mtmc",
     "run",
 )
 
