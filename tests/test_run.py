@@ -210,3 +210,20 @@ def test_a_killed_single_extract_continues_from_its_segments(clean_run: tuple[Pa
     crops = [c for t in meta["tracks"].values() for c in t.get("crops", [])]
     assert len(crops) == meta["stats"]["crops_embedded"] and all((out / c).is_file() for c in crops)
     assert no_partial_files(out) == []
+
+
+def test_demo_runs_a_two_camera_site_and_associates_it(msmt_pth: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from trackreid.cli.main import main
+
+    assert main(["demo", "--output-dir", str(tmp_path), "--reid-model", str(msmt_pth), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("EXTRACTION SUMMARY") == 2 and "ASSOCIATION (done)" in out
+    report = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert report["failures"] == [] and report["associate"]["status"] == "done"
+    global_ids = json.loads((tmp_path / "run" / "associate" / "global_ids.json").read_text())
+    assert sorted(global_ids) == ["cam1", "cam2"] and len(global_ids["cam2"]) == 8
+    line = next(x for x in out.splitlines() if "pairs of tracks linked rightly" in x)
+    precision = float(line.split("precision ")[1].split(",")[0])
+    found = int(line.split("global identities found: ")[1].split(";")[0])
+    assert precision >= 0.9 and 6 <= found <= 10  # 8 drawn people, 5 of them in both cameras
