@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,5 +110,32 @@ def test_a_node_removed_mid_run_the_run_completes(cluster: Any, ray_clean: Path,
         if removed:
             cluster.add_node(num_cpus=1)  # the session's cluster keeps two worker nodes
     assert removed and result.failures == {}
+    assert_same_features(out, ray_clean, CAMS)
+    assert no_partial_files(out) == []
+
+
+def test_a_killed_ray_driver_resumes_with_only_the_missing_segments(cluster: Any, ray_clean: Path, ray_site: Path,
+                                                                    tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "trackreid", "run", "--site", str(ray_site), "--output-dir", str(out),
+           "--engine", "ray", "--address", cluster.address, "--workers", "1",
+           "--segment-minutes", str(SEGMENT_MINUTES), "--no-associate", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("cameras/*/.parts/*.done.json")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(1.0)  # a task of the dead driver may still finish its part; either way it is whole or absent
+    finished = len(list(out.glob("cameras/*/.parts/*.done.json")))
+    assert 1 <= finished < 12
+    events: list[Any] = []
+    result = run_site(read_site(ray_site), out, engine="ray", segment_minutes=SEGMENT_MINUTES,
+                      on_event=events.append, associate=False)
+    assert events[0][2]["jobs"] == 12 - finished
+    assert result.failures == {}
     assert_same_features(out, ray_clean, CAMS)
     assert no_partial_files(out) == []
