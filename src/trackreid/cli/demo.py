@@ -81,7 +81,7 @@ def _truth_score(truth: dict[str, dict[int, int]], global_ids: dict[str, dict[in
 def run(args: argparse.Namespace) -> int:
     from trackreid.cli.extract import summary
     from trackreid.cli.progress import make_progress
-    from trackreid.cli.run import _View
+    from trackreid.cli.run import SiteProgress
     from trackreid.run import read_site, run_site
     from trackreid.synth import SiteSpec, drawn_people, make_site
 
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     command = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     command["pretrained"] = pretrained
     try:
-        result = run_site(site, out / "run", workers=2, on_event=_View(progress), command=command)
+        result = run_site(site, out / "run", workers=2, on_event=SiteProgress(progress), command=command)
     finally:
         progress.finish()
     for name, cam in result.cameras.items():

@@ -55,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-associate", action="store_true", help="extract only")
 
 
-class _View:
+class SiteProgress:
     """Jobs done / running / failed and crops/s over all jobs, on a progress bar (quiet off a TTY)."""
 
     def __init__(self, progress: Any) -> None:
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     command = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     try:
         result = run_site(site, out, engine=args.engine, workers=args.workers, address=args.address,
-                          force=args.force, segment_minutes=args.segment_minutes, on_event=_View(progress),
+                          force=args.force, segment_minutes=args.segment_minutes, on_event=SiteProgress(progress),
                           command=command, associate=not args.no_associate)
     finally:
         progress.finish()
