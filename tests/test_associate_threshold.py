@@ -21,24 +21,24 @@ def test_cut_between_known_mixtures(neg_mean: float, pos_mean: float, false_shar
     pos = np.concatenate([rng.normal(pos_mean, 0.05, n_pos - n_false), rng.normal(neg_mean + 0.05, 0.05, n_false)])
     value, info = fit_cut(neg, pos)
     assert neg_mean + 0.1 < value < pos_mean - 0.1, info
-    assert value >= np.quantile(neg, 0.99)
+    assert value >= np.quantile(neg, 0.9)
     assert info["method"].startswith(("gmm", "otsu"))
     assert "why" in info and info["negatives"] == 5000
 
 
 def test_never_below_the_negatives_quantile() -> None:
     rng = np.random.default_rng(1)
-    neg = np.concatenate([rng.normal(0.1, 0.05, 4900), rng.normal(0.55, 0.02, 100)])  # a hard tail
+    neg = np.concatenate([rng.normal(0.1, 0.05, 4000), rng.normal(0.55, 0.02, 1000)])  # a hard tail
     pos = rng.normal(0.7, 0.05, 500)
     value, info = fit_cut(neg, pos)
-    assert value == pytest.approx(np.quantile(neg, 0.99))
+    assert value == pytest.approx(np.quantile(neg, 0.9))
     assert info["method"].endswith("negatives-floor")
 
 
 def test_too_few_pairs_falls_back_and_says_so() -> None:
     value, info = fit_cut(np.array([0.1, 0.2]), np.array([0.9]))
     assert info["method"] == "fallback" and "--threshold" in info["why"]
-    assert value == pytest.approx(np.quantile([0.1, 0.2], 0.99))
+    assert value == pytest.approx(np.quantile([0.1, 0.2], 0.9))
 
 
 def test_auto_threshold_separates_synthetic_identities(tmp_path) -> None:  # type: ignore[no-untyped-def]
