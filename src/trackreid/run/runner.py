@@ -171,7 +171,8 @@ def run_site(site: Site, output_dir: str | Path, engine: str = "local", workers:
             continue
         meta = results[name].metadata
         report_cams[name].update(status="done", tracks=meta["num_tracks"], crops=meta["stats"]["crops_embedded"],
-                                 seconds=meta["timing"]["seconds"])
+                                 seconds=meta["timing"]["seconds"],
+                                 hosts=sorted({str(s.get("host")) for s in meta.get("segments", [])}))
 
     association = None
     assoc_report: dict[str, Any] = {"status": "not run"}
