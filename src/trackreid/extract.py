@@ -184,10 +184,11 @@ def save_crop(crop: np.ndarray, path: Path, jpeg_quality: int) -> None:
     write_crop(encode_crop(crop, jpeg_quality, path), path)
 
 
-def _embed_plan(source: FrameSource, plan: SamplePlan, embedder: Embedder, crops_dir: Path | None,
-                config: ExtractConfig, progress: Progress,
-                stages: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+def embed_plan(source: FrameSource, plan: SamplePlan, embedder: Embedder, crops_dir: Path | None,
+               config: ExtractConfig, progress: Progress,
+               stages: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run producer + inference; return (features (K, D), filled mask (K,)); add seconds to ``stages``."""
+    stages = {} if stages is None else stages
     feats = np.zeros((len(plan), embedder.feature_dim), dtype=np.float32)
     filled = np.zeros(len(plan), dtype=bool)
     if len(plan) == 0:
@@ -249,11 +250,14 @@ def track_table(spans: dict[int, tuple[int, int, int]], tf: TrackFeatures, save_
     return table
 
 
-def build_metadata(*, embedder: Embedder, video: dict[str, Any], tracks_file: str | None, sampling: SamplingConfig,
-                   stats: dict[str, Any], seconds: float, stages: dict[str, float], command: dict[str, Any] | None,
-                   tf: TrackFeatures, spans: dict[int, tuple[int, int, int]], save_crops: bool) -> dict[str, Any]:
-    """``track_metadata.json`` (docs/formats.md), the same keys for offline and online extraction."""
-    desc = embedder.describe()
+def build_metadata(*, desc: dict[str, Any], dim: int, video: dict[str, Any], tracks_file: str | None,
+                   sampling: SamplingConfig, stats: dict[str, Any], seconds: float, stages: dict[str, float],
+                   command: dict[str, Any] | None, tf: TrackFeatures, spans: dict[int, tuple[int, int, int]],
+                   save_crops: bool) -> dict[str, Any]:
+    """``track_metadata.json`` (docs/formats.md), the same keys for offline, online and segmented extraction.
+
+    ``desc`` is the embedder's ``describe()`` (model, backend, batch size), ``dim`` its feature size.
+    """
     crops = int(stats.get("crops_embedded", 0))
     return {
         "tool": {"name": "trackreid", "version": __version__},
@@ -264,7 +268,7 @@ def build_metadata(*, embedder: Embedder, video: dict[str, Any], tracks_file: st
         "model": desc["model"],
         "backend": desc["backend"],
         "batch_size": desc["batch_size"],
-        "features": {"dim": embedder.feature_dim, "dtype": "float32", "normalization": NORMALIZATION},
+        "features": {"dim": dim, "dtype": "float32", "normalization": NORMALIZATION},
         "sampling": asdict(sampling),
         "stats": stats,
         "timing": {"seconds": round(seconds, 3),
@@ -319,6 +323,68 @@ def output_errors(out: Path | None) -> Iterator[None]:
         raise output_error(out if out is not None else Path(str(e.filename or ".")), e) from None
 
 
+@dataclass
+class Inputs:
+    """A video, its tracks and the plan of crops for the whole video (made before any decoding)."""
+
+    source: FrameSource
+    tracks: Tracks
+    tracks_path: str | None
+    plan: SamplePlan
+
+
+def open_inputs(source: str | Path, tracks: str | Path | Tracks, config: ExtractConfig) -> Inputs:
+    """Open the video, read the tracks and plan the crops of every track (the whole video)."""
+    src = FrameSource.open(source, seek=config.seek)
+    if isinstance(tracks, Tracks):
+        trk, tracks_path = tracks, None
+    else:
+        trk = read_mot(tracks, config.frame_offset, config.min_visibility, config.tracks_format)
+        tracks_path = str(tracks)
+    plan = plan_samples(trk, src.info.width, src.info.height, config.sampling,
+                        src.info.frame_count if src.info.kind == "images" else None)
+    if len(plan) == 0 and len(trk):
+        raise _nothing_to_crop(trk, src, tracks_path, plan.stats, src.info.frame_count)
+    return Inputs(src, trk, tracks_path, plan)
+
+
+def assemble(inputs: Inputs, feats: np.ndarray, filled: np.ndarray, desc: dict[str, Any], config: ExtractConfig,
+             command: dict[str, Any] | None, seconds: float, frames_decoded: int, *,
+             frames_skipped: int = 0, stages: dict[str, float] | None = None,
+             extra: dict[str, Any] | None = None) -> tuple[TrackFeatures, dict[str, Any]]:
+    """Per-crop embeddings of the whole plan -> the track features and ``track_metadata.json``.
+
+    ``desc`` is the embedder's ``describe()``: a segmented run merges parts embedded elsewhere.
+    """
+    src, plan, trk = inputs.source, inputs.plan, inputs.tracks
+    if len(plan) and not filled.any():
+        raise _nothing_to_crop(trk, src, inputs.tracks_path, {"boxes_past_end_of_video": len(plan)}, src.last_frame)
+    missing = int((~filled).sum())
+    stats = {**trk.stats, **plan.stats, "crops_past_end_of_video": missing, "crops_embedded": int(filled.sum()),
+             "frames_decoded": int(frames_decoded), "frames_skipped_unreferenced": int(frames_skipped)}
+    if missing:
+        log.warning("%d planned crops lie past the last frame of %s; they were skipped", missing, src.info.path)
+    dim = int(feats.shape[1])
+    tf = aggregate(plan.track_id[filled], plan.frame[filled], feats[filled],
+                   {"model": desc["model"], "source": str(src.info.path)}, dim)
+    spans = {tid: (len(fr), int(fr.min()), int(fr.max())) for tid, fr in plan.track_rows.items()}
+    video = {**src.info.to_dict(), "frames_decoded": int(frames_decoded)}
+    meta = build_metadata(desc=desc, dim=dim, video=video, tracks_file=inputs.tracks_path, sampling=config.sampling,
+                          stats=stats, seconds=seconds, stages=stages or {}, command=command, tf=tf, spans=spans,
+                          save_crops=config.save_crops)
+    meta.update(extra or {})
+    return tf, meta
+
+
+def write_outputs(tf: TrackFeatures, meta: dict[str, Any], stage: Path, out: Path, save_crops: bool) -> ExtractResult:
+    """Write features and metadata into ``stage`` (which holds ``crops/`` if any), then move them to ``out``."""
+    with output_errors(out):
+        write_features(tf, stage)
+        (stage / METADATA_NAME).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        _publish(stage, out, save_crops)
+    return ExtractResult(tf, meta, out, out / CROPS_DIR if save_crops else None)
+
+
 def extract(
     source: str | Path,
     tracks: str | Path | Tracks,
@@ -339,38 +405,16 @@ def extract(
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
         check_output_dir(out, config.overwrite, OUTPUTS)  # before reading anything: fail fast
-    src = FrameSource.open(source, seek=config.seek)
-    if isinstance(tracks, Tracks):
-        trk, tracks_path = tracks, None
-    else:
-        trk = read_mot(tracks, config.frame_offset, config.min_visibility, config.tracks_format)
-        tracks_path = str(tracks)
-    plan = plan_samples(trk, src.info.width, src.info.height, config.sampling,
-                        src.info.frame_count if src.info.kind == "images" else None)
-    if len(plan) == 0 and len(trk):
-        raise _nothing_to_crop(trk, src, tracks_path, plan.stats, src.info.frame_count)
-
+    inputs = open_inputs(source, tracks, config)
+    src = inputs.source
     stage = OutputStage(out, config.overwrite, config.save_crops) if out is not None else None
     stages: dict[str, float] = {}
     try:
         with output_errors(out):
-            feats, filled = _embed_plan(src, plan, embedder, stage.crops_dir if stage else None, config, progress,
-                                        stages)
-        if len(plan) and not filled.any():
-            raise _nothing_to_crop(trk, src, tracks_path, {"boxes_past_end_of_video": len(plan)}, src.last_frame)
-        missing = int((~filled).sum())
-        stats = {**trk.stats, **plan.stats, "crops_past_end_of_video": missing, "crops_embedded": int(filled.sum()),
-                 "frames_decoded": int(src.frames_read), "frames_skipped_unreferenced": int(src.frames_skipped)}
-        if missing:
-            log.warning("%d planned crops lie past the last frame of %s (frame %d); they were skipped",
-                        missing, source, src.last_frame)
-        tf = aggregate(plan.track_id[filled], plan.frame[filled], feats[filled],
-                       {"model": embedder.describe()["model"], "source": str(source)}, embedder.feature_dim)
-        spans = {tid: (len(fr), int(fr.min()), int(fr.max())) for tid, fr in plan.track_rows.items()}
-        video = {**src.info.to_dict(), "frames_decoded": int(src.frames_read)}
-        meta = build_metadata(embedder=embedder, video=video, tracks_file=tracks_path, sampling=config.sampling,
-                              stats=stats, seconds=time.perf_counter() - t0, stages=stages, command=command,
-                              tf=tf, spans=spans, save_crops=config.save_crops)
+            feats, filled = embed_plan(src, inputs.plan, embedder, stage.crops_dir if stage else None, config,
+                                       progress, stages)
+        tf, meta = assemble(inputs, feats, filled, embedder.describe(), config, command, time.perf_counter() - t0,
+                            src.frames_read, frames_skipped=src.frames_skipped, stages=stages)
         if stage is None:
             return ExtractResult(tf, meta, None, None)
         stage.publish(tf, meta)

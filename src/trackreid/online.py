@@ -390,7 +390,7 @@ class OnlineCollector:
                      "fps": self.fps, "frame_count": self.frames_seen, "rotation": 0,
                      "frames_decoded": self.frames_seen}
             self.seconds += time.perf_counter() - t0
-            meta = build_metadata(embedder=self.embedder, video=video, tracks_file=self.tracks_file,
+            meta = build_metadata(desc=desc, dim=dim, video=video, tracks_file=self.tracks_file,
                                   sampling=self.config.sampling, stats=dict(self.stats), seconds=self.seconds,
                                   stages=self.stages, command=self.command, tf=tf, spans=spans,
                                   save_crops=self.config.save_crops)

@@ -59,6 +59,12 @@ class SamplePlan:
     def frames_needed(self) -> np.ndarray:
         return np.unique(self.frame)
 
+    def select(self, first: int, last: int) -> tuple[SamplePlan, np.ndarray]:
+        """The crops on frames ``first..last`` (a segment), and their row numbers in this plan."""
+        rows = np.flatnonzero((self.frame >= first) & (self.frame <= last))
+        sub = SamplePlan(self.track_id[rows], self.frame[rows], self.ordinal[rows], self.box[rows], {}, {})
+        return sub, rows
+
 
 def mot_to_xyxy(xywh: np.ndarray) -> np.ndarray:
     """1-based MOT boxes (left, top, width, height) -> 0-based float x0, y0, x1, y1 (x1, y1 exclusive)."""

@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     io.add_argument("--output-dir", default="runs/step3_reid_features", help="where to write (default: %(default)s)")
     io.add_argument("--save-crops", action="store_true", help="also save the crops as JPEG files")
     io.add_argument("--overwrite", action="store_true", help="replace outputs already in --output-dir")
+    io.add_argument("--segment-minutes", type=float,
+                    help="checkpoint every M minutes of video into OUTPUT/.parts/: a killed run loses at most "
+                         "one segment, and the same command again continues where it stopped")
     s = p.add_argument_group("sampling")
     s.add_argument("--max-crops-per-track", type=int, default=10, help="crops per track, evenly spread (default 10)")
     s.add_argument("--sampling", choices=("quality", "even"), default="quality",
@@ -112,6 +115,13 @@ def run(args: argparse.Namespace) -> int:
 
     embedder, config = build(args)
     command = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-    result = extract(args.source, args.tracks, embedder, args.output_dir, config, make_progress(args.quiet), command)
+    if args.segment_minutes is not None:
+        from trackreid.run.checkpoint import extract_checkpointed
+
+        result = extract_checkpointed(args.source, args.tracks, embedder, args.output_dir, config,
+                                      args.segment_minutes, make_progress(args.quiet), command)
+    else:
+        result = extract(args.source, args.tracks, embedder, args.output_dir, config, make_progress(args.quiet),
+                         command)
     print(summary(result))
     return 0

@@ -31,6 +31,7 @@ SUBCOMMANDS = (
     "train",
     "associate",
     "evaluate_mtmc",
+    "run",
 )
 
 

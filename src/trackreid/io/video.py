@@ -374,7 +374,10 @@ class _GopIndex:
 
         number = {p: i + 1 for i, p in enumerate(self.pts)}
         todo = [k for k in todo if k <= len(self.pts)]  # the rest lie past the end
-        groups: list[tuple[int | None, list[int]]] = [(None, todo)]
+        # One forward pass, from the keyframe before the first wanted frame (a `trackreid run`
+        # segment late in the video seeks once), or a seek per group of pictures when worth it.
+        first_gop = self.gop_of(todo[0]) if todo else -1
+        groups: list[tuple[int | None, list[int]]] = [(self.keys[first_gop] if first_gop > 0 else None, todo)]
         if todo and self.worth_seeking(todo):
             by_gop: dict[int, list[int]] = {}
             for k in todo:

@@ -1,0 +1,141 @@
+"""`trackreid run --engine ray` on a local multi-node cluster (head + two worker nodes).
+
+Ray picks the machine's outbound address, so these tests run only inside a network namespace
+where loopback is the only interface (the Makefile's test target does this):
+    unshare -n -- bash -c 'ip link set lo up; exec pytest -m ray tests/test_run_ray.py'
+Outside one they skip (under CI=true they fail).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.sites import (
+    SEGMENT_MINUTES,
+    assert_same_features,
+    make_site,
+    no_partial_files,
+    require_network_namespace,
+)
+from trackreid.run import read_site, run_site
+
+pytestmark = pytest.mark.ray
+CAMS = ["cam1", "cam2", "cam3"]
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Any]:
+    require_network_namespace()
+    if not os.environ.get("CI"):
+        pytest.importorskip("ray", reason="pip install 'trackreid[ray]'")
+    import ray
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    c.add_node(num_cpus=1)
+    c.add_node(num_cpus=1)
+    ray.init(address=c.address, log_to_driver=False)
+    yield c
+    ray.shutdown()
+    c.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_site(tmp_path_factory: pytest.TempPathFactory, msmt_pth: Path) -> Path:
+    return make_site(tmp_path_factory.mktemp("ray_site"), msmt_pth)
+
+
+@pytest.fixture(scope="session")
+def ray_clean(cluster: Any, ray_site: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ray_clean") / "out"
+    result = run_site(read_site(ray_site), out, engine="ray", segment_minutes=SEGMENT_MINUTES, associate=False)
+    assert result.failures == {} and sorted(result.cameras) == CAMS
+    return out
+
+
+def test_a_site_completes_on_ray_with_the_features_of_the_local_engine(ray_clean: Path, ray_site: Path,
+                                                                        tmp_path: Path) -> None:
+    assert no_partial_files(ray_clean) == []
+    local = tmp_path / "local"
+    run_site(read_site(ray_site), local, engine="local", workers=2, segment_minutes=SEGMENT_MINUTES, associate=False)
+    assert_same_features(ray_clean, local, CAMS)
+
+
+def test_a_killed_ray_worker_is_retried_and_equals_a_clean_run(ray_clean: Path, ray_site: Path,
+                                                                tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    killed: list[int] = []
+    events: list[Any] = []
+
+    def kill_first_worker(event: Any) -> None:
+        events.append(event)
+        if event[0] == "advance" and not killed:
+            killed.append(event[2]["pid"])
+            os.kill(event[2]["pid"], signal.SIGKILL)
+
+    result = run_site(read_site(ray_site), out, engine="ray", segment_minutes=SEGMENT_MINUTES,
+                      on_event=kill_first_worker, associate=False)
+    assert killed and result.failures == {}
+    assert any(e[0] == "retry" for e in events)
+    assert_same_features(out, ray_clean, CAMS)
+    assert no_partial_files(out) == []
+
+
+def test_a_node_removed_mid_run_the_run_completes(cluster: Any, ray_clean: Path, ray_site: Path,
+                                                  tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    removed: list[Any] = []
+
+    def remove_a_node(event: Any) -> None:
+        if event[0] == "start" and not removed:
+            node = next(iter(cluster.worker_nodes))
+            removed.append(node)
+            cluster.remove_node(node)
+
+    try:
+        result = run_site(read_site(ray_site), out, engine="ray", segment_minutes=SEGMENT_MINUTES,
+                          on_event=remove_a_node, associate=False)
+    finally:
+        if removed:
+            cluster.add_node(num_cpus=1)  # the session's cluster keeps two worker nodes
+    assert removed and result.failures == {}
+    assert_same_features(out, ray_clean, CAMS)
+    assert no_partial_files(out) == []
+
+
+def test_a_killed_ray_driver_resumes_with_only_the_missing_segments(cluster: Any, ray_clean: Path, ray_site: Path,
+                                                                    tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "trackreid", "run", "--site", str(ray_site), "--output-dir", str(out),
+           "--engine", "ray", "--address", cluster.address, "--workers", "1",
+           "--segment-minutes", str(SEGMENT_MINUTES), "--no-associate", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("cameras/*/.parts/*.done.json")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(1.0)  # a task of the dead driver may still finish its part; either way it is whole or absent
+    finished = len(list(out.glob("cameras/*/.parts/*.done.json")))
+    assert 1 <= finished < 12
+    events: list[Any] = []
+    result = run_site(read_site(ray_site), out, engine="ray", segment_minutes=SEGMENT_MINUTES,
+                      on_event=events.append, associate=False)
+    assert events[0][2]["jobs"] == 12 - finished
+    assert result.failures == {}
+    assert_same_features(out, ray_clean, CAMS)
+    assert no_partial_files(out) == []
