@@ -1,0 +1,183 @@
+"""``associate``: one global identity per person across cameras, in memory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trackreid.associate.cluster import LINKAGES, cluster_graph
+from trackreid.associate.constraints import Constraints
+from trackreid.associate.graph import Graph, build_graph
+from trackreid.associate.threshold import auto_threshold
+from trackreid.associate.tracks import CameraInput, LoadedCamera, TrackSet, load_cameras
+from trackreid.errors import InputError
+from trackreid.progress import NullProgress, Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AssociateConfig:
+    """How to associate. Defaults chosen by measurement (docs/associate.md)."""
+
+    threshold: float | str = "auto"  # "auto" or a similarity in the graph's scale
+    topology: Path | str | Mapping[str, Any] | None = None  # file or dict with 'links'
+    max_gap: float | None = None  # seconds
+    fps: float | None = None  # for cameras whose input gives none
+    k: int = 20  # neighbours per track in the similarity graph
+    linkage: str = "average"
+    debias: bool = True
+    rerank: bool = False
+    set_similarity: bool = False
+    centralize: str | None = None  # None or "nfc"
+
+    def __post_init__(self) -> None:
+        t = self.threshold
+        if isinstance(t, str):
+            if t != "auto":
+                raise InputError(f"--threshold {t!r}: expected 'auto' or a number such as 0.6")
+        elif isinstance(t, bool) or not isinstance(t, (int, float)) or not np.isfinite(t):
+            raise InputError(f"--threshold {t!r}: expected 'auto' or a finite number")
+        if self.linkage not in LINKAGES:
+            raise InputError(f"--linkage {self.linkage!r}: expected one of {', '.join(LINKAGES)}")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise InputError(f"--k {self.k!r}: expected a positive number of neighbours")
+        if self.centralize not in (None, "nfc"):
+            raise InputError(f"centralize {self.centralize!r}: expected None or 'nfc'")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if isinstance(self.topology, Path):
+            d["topology"] = str(self.topology)
+        return d
+
+
+@dataclass
+class Association:
+    """The result of :func:`associate`. Global ids are 1..G (``labels + 1``)."""
+
+    tracks: TrackSet
+    labels: np.ndarray  # (N,) int64 cluster 0..G-1 per TrackSet row
+    global_ids: dict[str, dict[int, int]]  # camera -> track id -> global id (every input track)
+    threshold: float
+    threshold_info: dict[str, Any]
+    summary: dict[str, Any]
+    cameras: list[LoadedCamera]
+    merges: list[tuple[int, int, float]] = field(default_factory=list)  # (row a, row b, cluster similarity)
+    graph: Graph | None = None
+    config: AssociateConfig = field(default_factory=AssociateConfig)
+
+    def camera_id(self, name: str) -> int:
+        """The integer camera id used in mtmc.txt (1-based position in the inputs)."""
+        return self.tracks.cameras.index(name) + 1
+
+
+def _extra_tracks(cam: LoadedCamera, known: set[int]) -> list[int]:
+    """Track ids in the camera's MOT file that have no features (skipped by extract)."""
+    if cam.tracks_file is None:
+        return []
+    from trackreid.io.mot import read_mot
+
+    ids = read_mot(cam.tracks_file).ids
+    return sorted(int(t) for t in ids if int(t) not in known)
+
+
+def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = None,
+              progress: Progress | None = None) -> Association:
+    """One global identity per person across ``cameras``; see docs/associate.md."""
+    config = config or AssociateConfig()
+    progress = progress or NullProgress()
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    tracks, loaded = load_cameras(cameras, config.fps, need_seconds=config.topology is not None
+                                  or config.max_gap is not None, with_crops=config.set_similarity)
+    constraints = Constraints(tracks, config.topology, config.max_gap)
+    times["load"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,
+                        set_similarity=config.set_similarity, rerank=config.rerank, progress=progress)
+    times["graph"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if config.threshold == "auto":
+        threshold, info = auto_threshold(tracks, constraints, graph)
+        info["chosen"] = "auto"
+    else:
+        threshold = float(config.threshold)
+        auto_value, info = auto_threshold(tracks, constraints, graph)  # the histogram, for the report
+        info.update(chosen="fixed", threshold=threshold, why=f"fixed with --threshold {threshold:g}",
+                    auto_would_choose=auto_value, method="fixed")
+    times["threshold"] = time.perf_counter() - t
+    t = time.perf_counter()
+    result = cluster_graph(tracks, graph, threshold, constraints, config.linkage, progress)
+    times["cluster"] = time.perf_counter() - t
+    labels = result.labels
+    gid = labels + 1
+    global_ids: dict[str, dict[int, int]] = {c.name: {} for c in loaded}
+    for row, (c, tid) in enumerate(zip(tracks.camera.tolist(), tracks.track_id.tolist(), strict=True)):
+        global_ids[tracks.cameras[c]][tid] = int(gid[row])
+    next_id = int(gid.max(initial=0)) + 1
+    without = 0
+    for cam in loaded:
+        for tid in _extra_tracks(cam, set(global_ids[cam.name])):
+            global_ids[cam.name][tid] = next_id
+            next_id += 1
+            without += 1
+    times["total"] = time.perf_counter() - t0
+    summary = _summary(tracks, labels, loaded, threshold, info, constraints, result.rejections, graph,
+                       config, times, without)
+    log.info("associate: %d tracks of %d cameras -> %d identities (%d in several cameras); threshold %.3f (%s)",
+             len(tracks), len(loaded), summary["identities"], summary["identities_multi_camera"], threshold,
+             info.get("method"))
+    return Association(tracks, labels, global_ids, threshold, info, summary, loaded, result.merges, graph, config)
+
+
+def _summary(tracks: TrackSet, labels: np.ndarray, loaded: list[LoadedCamera], threshold: float,
+             info: dict[str, Any], constraints: Constraints, rejections: dict[str, int], graph: Graph,
+             config: AssociateConfig, times: dict[str, float], without: int) -> dict[str, Any]:
+    g = int(labels.max(initial=-1)) + 1
+    cams_per_id = np.zeros(g, np.int64)
+    if len(labels):
+        pairs = np.unique(labels * len(tracks.cameras) + tracks.camera)
+        cams_per_id = np.bincount(pairs // len(tracks.cameras), minlength=g)
+    per_count = Counter(cams_per_id.tolist())
+    return {
+        "cameras": [{"name": c.name, "camera_id": i + 1, "tracks": c.num_tracks, "features": c.source,
+                     "fps": c.fps, "fps_from": c.fps_from, "time_offset": c.time_offset,
+                     "tracks_file": str(c.tracks_file) if c.tracks_file else None}
+                    for i, c in enumerate(loaded)],
+        "camera_ids": "mtmc.txt's camera_id is the camera's 1-based position in 'cameras'",
+        "tracks": len(tracks),
+        "tracks_without_features": without,
+        "identities": g + without,
+        "identities_multi_camera": int((cams_per_id >= 2).sum()),
+        "identities_per_number_of_cameras": {str(k): int(v) for k, v in sorted(per_count.items())},
+        "cross_camera_links": int(np.maximum(cams_per_id - 1, 0).sum()),
+        "threshold": {k: v for k, v in info.items() if k != "histogram"},
+        "constraints": {**constraints.describe(), "rejected_merges": rejections},
+        "graph": graph.info,
+        "model_sha256": tracks.meta.get("model_sha256"),
+        "config": config.to_dict(),
+        "timings_seconds": {k: round(v, 3) for k, v in times.items()},
+    }
+
+
+def associate_to_folder(cameras: Sequence[CameraInput], output_dir: str | Path, config: AssociateConfig | None = None,
+                        overwrite: bool = False, progress: Progress | None = None) -> Association:
+    """:func:`associate`, then :func:`~trackreid.associate.outputs.write_association` (what the CLI runs).
+
+    The output folder is checked first, so a run that could not write fails before any work.
+    """
+    from trackreid.associate.outputs import produces, write_association
+    from trackreid.io.atomic import check_output_dir
+
+    check_output_dir(Path(output_dir), overwrite, produces())
+    result = associate(cameras, config, progress)
+    write_association(result, output_dir, overwrite=overwrite)
+    return result

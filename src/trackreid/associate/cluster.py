@@ -1,0 +1,155 @@
+"""Constrained agglomerative clustering over the sparse similarity graph.
+
+Greedy merging from a priority queue (the most similar pair of clusters first) with a
+union-find of tracks, as in hierarchical clustering, but only along the graph's edges: the
+similarity of two clusters is computed from the edges between them (``average``: their mean,
+``single``: the largest, ``complete``: the smallest). Merging stops when no pair of clusters
+left is at least ``threshold`` similar. Every merge is checked against all members of both
+clusters (:meth:`Constraints.check`); a pair that shares a moment in one camera is blocked
+for good (clusters only grow, so it stays impossible), a pair refused by the topology or the
+maximum gap is dropped until one of the two clusters changes.
+
+Memory is a few hundred bytes per edge (Python dicts of the clusters' neighbours), time
+``O(E log E)`` plus the constraint checks: never the dense ``N x N`` matrix.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from trackreid.associate.constraints import REASONS, Constraints
+from trackreid.associate.graph import Graph, build_graph
+from trackreid.associate.tracks import TrackSet
+from trackreid.errors import InputError
+from trackreid.progress import NullProgress, Progress
+
+log = logging.getLogger(__name__)
+
+LINKAGES = ("average", "single", "complete")
+_BLOCKED = -(1 << 40)  # an edge count this negative marks a pair that can never merge
+
+
+@dataclass
+class ClusterResult:
+    labels: np.ndarray  # (N,) int64, 0..G-1 in order of each cluster's first track
+    merges: list[tuple[int, int, float]]  # (track of cluster a, track of cluster b, cluster similarity)
+    rejections: dict[str, int] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def cluster(tracks: TrackSet, threshold: float, constraints: Constraints | None = None, k: int = 20,
+            linkage: str = "average", graph: Graph | None = None, progress: Progress | None = None) -> np.ndarray:
+    """(N,) int64 labels 0..G-1: one per person; the constraints hold on every whole cluster.
+
+    ``graph`` defaults to :func:`build_graph` (``k`` neighbours, default options).
+    """
+    return cluster_graph(tracks, graph if graph is not None else build_graph(tracks, k, progress=progress),
+                         threshold, constraints, linkage, progress).labels
+
+
+def _score(value: complex, linkage: str) -> float:
+    if linkage == "average":
+        return value.real / value.imag
+    return value.real
+
+
+def _combine(x: complex, y: complex, linkage: str) -> complex:
+    if linkage == "average":
+        return x + y
+    pick = max if linkage == "single" else min
+    return complex(pick(x.real, y.real), x.imag + y.imag)
+
+
+def cluster_graph(tracks: TrackSet, graph: Graph, threshold: float, constraints: Constraints | None = None,
+                  linkage: str = "average", progress: Progress | None = None) -> ClusterResult:
+    """Cluster along ``graph``'s edges; see the module docstring."""
+    if linkage not in LINKAGES:
+        raise InputError(f"linkage {linkage!r}: expected one of {', '.join(LINKAGES)}")
+    if not np.isfinite(threshold):
+        raise InputError(f"threshold {threshold!r}: expected a finite similarity")
+    progress = progress or NullProgress()
+    n = len(tracks)
+    cons = constraints if constraints is not None else Constraints(tracks)
+    rejections = dict.fromkeys(REASONS, 0)
+    blocked_edges = cons.overlapping(graph.i, graph.j)
+    # neighbours of each cluster (keyed by its root track): root -> complex(sum|max|min, edge count)
+    nbr: list[dict[int, complex]] = [{} for _ in range(n)]
+    heap: list[tuple[float, int, int, int, int]] = []
+    thr = float(threshold)
+    for a, b, s, bad in zip(graph.i.tolist(), graph.j.tolist(), graph.sim.tolist(), blocked_edges.tolist(),
+                            strict=True):
+        if s != s:  # NaN
+            continue
+        v = complex(s, _BLOCKED) if bad else complex(s, 1)
+        nbr[a][b] = v
+        nbr[b][a] = v
+        if not bad and s >= thr:
+            heap.append((-s, a, b, 0, 0))
+    heapq.heapify(heap)
+    clusters = [cons.singleton(i) for i in range(n)]
+    parent = list(range(n))
+    version = [0] * n
+    merges: list[tuple[int, int, float]] = []
+    progress.start("associate: clustering", None, "merges")
+    while heap:
+        neg, a, b, va, vb = heapq.heappop(heap)
+        if version[a] != va or version[b] != vb:
+            continue
+        reason = cons.check(clusters[a], clusters[b])
+        if reason is not None:
+            rejections[reason] += 1
+            if reason == "same_camera_overlap":  # permanent: block the pair
+                v = complex(nbr[a][b].real, _BLOCKED)
+                nbr[a][b] = nbr[b][a] = v
+            continue
+        # merge the smaller neighbourhood into the larger
+        keep, gone = (a, b) if len(nbr[a]) >= len(nbr[b]) else (b, a)
+        merges.append((keep, gone, -neg))
+        clusters[keep] = cons.merge(clusters[keep], clusters[gone])
+        clusters[gone] = None  # type: ignore[call-overload]
+        parent[gone] = keep
+        version[gone] = -1
+        version[keep] += 1
+        nk, ng = nbr[keep], nbr[gone]
+        del nk[gone]
+        del ng[keep]
+        for c, v in ng.items():
+            nc = nbr[c]
+            del nc[gone]
+            w = nk.get(c)
+            w = v if w is None else _combine(w, v, linkage)
+            nk[c] = w
+            nc[keep] = w
+        nbr[gone] = {}
+        vk = version[keep]
+        for c, w in nk.items():
+            if w.imag > 0:
+                s = _score(w, linkage)
+                if s >= thr:
+                    heapq.heappush(heap, (-s, keep, c, vk, version[c]))
+        progress.advance(1)
+    progress.finish()
+    labels = _labels(parent)
+    return ClusterResult(labels, merges, rejections, {"linkage": linkage, "threshold": thr, "merges": len(merges)})
+
+
+def _labels(parent: list[int]) -> np.ndarray:
+    n = len(parent)
+    root = np.empty(n, np.int64)
+    for i in range(n):
+        r = i
+        while parent[r] != r:
+            r = parent[r]
+        x = i
+        while parent[x] != r:  # path compression
+            parent[x], x = r, parent[x]
+        root[i] = r
+    # relabel 0..G-1 in order of each cluster's first (lowest-index) track
+    _, first, inverse = np.unique(root, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    return order[inverse].astype(np.int64)

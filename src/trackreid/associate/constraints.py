@@ -1,0 +1,229 @@
+"""What can never be one person, checked exactly on whole clusters.
+
+* **Same-camera time overlap.** Two tracks of one camera that share a moment (their
+  ``[start, end]`` spans intersect) are two people. Checked for every pair of tracks of the
+  two clusters being merged, not only the pair that proposed the merge.
+* **Topology** (optional). A cluster's tracks, ordered by start time, form the person's
+  path; every step between two cameras must be a listed camera pair, and its transit time
+  (next start minus previous end, in seconds; negative where two views overlap) must lie in
+  that pair's ``[min, max]``. Steps within one camera (leaving and coming back) need no link.
+  A camera pair not listed never links directly, but a person may still pass through a third
+  camera in between.
+* **Max gap** (optional). Within a cluster, no stretch of time longer than ``max_gap`` seconds
+  without any of its tracks (the union of its spans has no hole longer than that).
+
+A :class:`Cluster` keeps its members ordered by start time and, per camera, its spans (which
+never overlap); :meth:`Constraints.check` tests a merge in time linear in the two clusters'
+sizes. Topology files are YAML::
+
+    links:
+      - cameras: [cam1, cam2]
+        transit: [2, 30]      # seconds, min and max (max may be null: no upper bound)
+      - cameras: [cam2, cam3]  # no transit: any time
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trackreid.associate.tracks import TrackSet
+from trackreid.errors import InputError
+from trackreid.suggest import did_you_mean
+
+REASONS = ("same_camera_overlap", "topology_not_linked", "topology_transit", "max_gap")
+_LINK_KEYS = ("cameras", "transit")
+
+
+def load_yaml(path: str | Path, what: str) -> Any:
+    """Parse a YAML file with ``yaml.safe_load``; one clear error when it is missing or malformed."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such {what} file")
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{p}: not a text file; expected a YAML {what} file") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise InputError(f"{p}{where}: malformed YAML ({problem}); expected a {what} file") from None
+
+
+def parse_topology(spec: str | Path | Mapping[str, Any],
+                   cameras: list[str]) -> dict[tuple[int, int], tuple[float, float]]:
+    """``{(cam_i, cam_j) with i < j: (min_s, max_s)}`` from a topology file or dict.
+
+    Only the ``links`` key is read (a cameras file may hold ``cameras`` too).
+    """
+    source = "topology"
+    if isinstance(spec, (str, Path)):
+        source = str(spec)
+        data = load_yaml(spec, "topology")
+    else:
+        data = spec
+        source = str(spec.get("_source", source))
+    if not isinstance(data, Mapping) or "links" not in data:
+        raise InputError(f"{source}: expected a mapping with a 'links' list, e.g. "
+                         "links: [{cameras: [cam1, cam2], transit: [2, 30]}]")
+    links = data["links"]
+    if not isinstance(links, list):
+        raise InputError(f"{source}: 'links' must be a list of {{cameras: [A, B], transit: [min, max]}}")
+    index = {c: i for i, c in enumerate(cameras)}
+    out: dict[tuple[int, int], tuple[float, float]] = {}
+    for n, link in enumerate(links, 1):
+        where = f"{source}: links[{n}]"
+        if not isinstance(link, Mapping):
+            raise InputError(f"{where}: expected {{cameras: [A, B], transit: [min, max]}}, found {link!r}")
+        for key in link:
+            if key not in _LINK_KEYS:
+                raise InputError(f"{where}: unknown key {key!r}{did_you_mean(str(key), _LINK_KEYS)}; "
+                                 f"allowed: {', '.join(_LINK_KEYS)}")
+        cams = link.get("cameras")
+        if not isinstance(cams, list) or len(cams) != 2:
+            raise InputError(f"{where}: 'cameras' must list exactly two camera names, found {cams!r}")
+        ids = []
+        for c in cams:
+            if str(c) not in index:
+                raise InputError(f"{where}: camera {str(c)!r} is not one of the cameras being associated "
+                                 f"({', '.join(cameras)}){did_you_mean(str(c), cameras)}")
+            ids.append(index[str(c)])
+        if ids[0] == ids[1]:
+            raise InputError(f"{where}: links a camera to itself; returns to one camera need no link")
+        lo, hi = _transit(link.get("transit"), where)
+        key = (min(ids), max(ids))
+        if key in out:
+            raise InputError(f"{where}: the pair {cams[0]}-{cams[1]} is listed twice")
+        out[key] = (lo, hi)
+    return out
+
+
+def _transit(value: Any, where: str) -> tuple[float, float]:
+    if value is None:
+        return -math.inf, math.inf
+    if not isinstance(value, list) or len(value) != 2:
+        raise InputError(f"{where}: 'transit' must be [min, max] seconds, found {value!r}")
+    lo = -math.inf if value[0] is None else value[0]
+    hi = math.inf if value[1] is None else value[1]
+    if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in (lo, hi)):
+        raise InputError(f"{where}: 'transit' must be two numbers of seconds, found {value!r}")
+    if lo > hi:
+        raise InputError(f"{where}: transit min {lo} is larger than max {hi}")
+    return float(lo), float(hi)
+
+
+@dataclass
+class Cluster:
+    """Members ordered by (start, index); per camera, member spans ordered by start (disjoint)."""
+
+    members: list[int]
+    by_camera: dict[int, list[int]] = field(default_factory=dict)
+
+
+class Constraints:
+    """The constraints of one :class:`TrackSet`; :meth:`check` tests merging two clusters."""
+
+    def __init__(self, tracks: TrackSet, topology: str | Path | Mapping[str, Any] | None = None,
+                 max_gap: float | None = None) -> None:
+        if max_gap is not None and not (isinstance(max_gap, (int, float)) and max_gap >= 0):
+            raise InputError(f"--max-gap {max_gap!r}: expected a non-negative number of seconds")
+        self.tracks = tracks
+        self.start = tracks.start.tolist()
+        self.end = tracks.end.tolist()
+        self.camera = tracks.camera.tolist()
+        self.links = parse_topology(topology, tracks.cameras) if topology is not None else None
+        self.max_gap = float(max_gap) if max_gap is not None else None
+        self.rejections = dict.fromkeys(REASONS, 0)
+
+    def describe(self) -> dict[str, Any]:
+        cams = self.tracks.cameras
+        links = None if self.links is None else [
+            {"cameras": [cams[a], cams[b]], "transit": [None if math.isinf(lo) else lo, None if math.isinf(hi) else hi]}
+            for (a, b), (lo, hi) in sorted(self.links.items())]
+        return {"same_camera_overlap": True, "topology": links, "max_gap": self.max_gap}
+
+    # ----------------------------------------------------------------- pairs of tracks
+
+    def overlapping(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Vectorised: tracks ``i`` and ``j`` are of one camera and share a moment (never one person)."""
+        t = self.tracks
+        return (t.camera[i] == t.camera[j]) & (t.start[i] <= t.end[j]) & (t.start[j] <= t.end[i])
+
+    # ----------------------------------------------------------------- clusters
+
+    def singleton(self, i: int) -> Cluster:
+        return Cluster([i], {self.camera[i]: [i]})
+
+    def check(self, a: Cluster, b: Cluster) -> str | None:
+        """None if ``a`` and ``b`` may be one person; else the first reason (one of :data:`REASONS`)."""
+        small, large = (a, b) if len(a.by_camera) <= len(b.by_camera) else (b, a)
+        for cam, xs in small.by_camera.items():
+            ys = large.by_camera.get(cam)
+            if ys is not None and self._spans_overlap(xs, ys):
+                return "same_camera_overlap"
+        if self.links is None and self.max_gap is None:
+            return None
+        merged = self._merge_sorted(a.members, b.members)
+        if self.max_gap is not None:
+            reach = self.end[merged[0]]
+            for m in merged[1:]:
+                if self.start[m] - reach > self.max_gap:
+                    return "max_gap"
+                reach = max(reach, self.end[m])
+        if self.links is not None:
+            for p, q in zip(merged[:-1], merged[1:], strict=True):
+                cp, cq = self.camera[p], self.camera[q]
+                if cp == cq:
+                    continue
+                window = self.links.get((cp, cq) if cp < cq else (cq, cp))
+                if window is None:
+                    return "topology_not_linked"
+                transit = self.start[q] - self.end[p]
+                if not window[0] <= transit <= window[1]:
+                    return "topology_transit"
+        return None
+
+    def merge(self, a: Cluster, b: Cluster) -> Cluster:
+        """The union of two clusters (call after :meth:`check` allowed it)."""
+        big, small = (a, b) if len(a.members) >= len(b.members) else (b, a)
+        by_camera = big.by_camera
+        for cam, xs in small.by_camera.items():
+            ys = by_camera.get(cam)
+            by_camera[cam] = xs if ys is None else self._merge_sorted(ys, xs)
+        return Cluster(self._merge_sorted(a.members, b.members), by_camera)
+
+    def _merge_sorted(self, xs: list[int], ys: list[int]) -> list[int]:
+        if not xs:
+            return list(ys)
+        if not ys:
+            return list(xs)
+        start = self.start
+        if (start[xs[-1]], xs[-1]) <= (start[ys[0]], ys[0]):
+            return xs + ys
+        if (start[ys[-1]], ys[-1]) <= (start[xs[0]], xs[0]):
+            return ys + xs
+        return sorted(xs + ys, key=lambda m: (start[m], m))
+
+    def _spans_overlap(self, xs: list[int], ys: list[int]) -> bool:
+        """Two start-ordered lists of disjoint spans: does any span of one meet a span of the other?"""
+        start, end = self.start, self.end
+        if end[xs[-1]] < start[ys[0]] or end[ys[-1]] < start[xs[0]]:
+            return False
+        i = j = 0
+        while i < len(xs) and j < len(ys):
+            x, y = xs[i], ys[j]
+            if start[x] <= end[y] and start[y] <= end[x]:
+                return True
+            if end[x] < end[y]:
+                i += 1
+            else:
+                j += 1
+        return False

@@ -1,0 +1,217 @@
+"""Sparse k-nearest-neighbour similarity between tracks, with the options worth measuring.
+
+The graph holds, for every track, its ``k`` most similar other tracks (cosine of the track
+features), found by blocked matrix products: the one large temporary is a ``block x N``
+float32 array, never the ``N x N`` matrix. Edges are the union of those neighbour lists,
+one per unordered pair.
+
+Options (measured in docs/associate.md):
+
+* ``debias``: subtract each camera's mean feature from its tracks and re-normalise (removes
+  what a camera adds to everyone it sees: light, angle, background).
+* ``centralize="nfc"``: Pose2ID's neighbour feature centralization over all tracks
+  (:func:`trackreid.centralize.nfc`), after de-biasing.
+* ``set_similarity``: the similarity of two tracks is the mean, over the crops of each track,
+  of the best match among the other's crops (symmetrised), instead of the cosine of the
+  track means.
+* ``rerank``: k-reciprocal re-ranking (Zhong et al. 2017) on the track graph, sparse: the
+  k-reciprocal encodings come from :mod:`trackreid.rerank`; the Jaccard distance is computed
+  only for the pairs that are asked for. ``similarity = 1 - distance``.
+
+:meth:`Graph.similarity` gives the same final similarity for any pairs (the auto threshold
+uses it for pairs outside the graph).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from trackreid.associate.tracks import TrackSet
+from trackreid.embed.preprocess import l2_normalize
+from trackreid.errors import InputError
+from trackreid.progress import NullProgress, Progress
+
+log = logging.getLogger(__name__)
+
+#: Bytes of the similarity block computed at once (rows x N float32).
+BLOCK_BYTES = 256 * 1024 * 1024
+#: At most this many crops per track enter the set-to-set similarity (evenly spaced).
+MAX_SET_CROPS = 10
+RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
+
+
+@dataclass
+class Graph:
+    """Undirected edges ``(i, j)`` with ``i < j`` and their final similarity."""
+
+    i: np.ndarray  # (E,) int64
+    j: np.ndarray  # (E,) int64
+    sim: np.ndarray  # (E,) float32
+    features: np.ndarray  # (N, D) the track features after de-biasing / NFC
+    knn: np.ndarray  # (N, k) int64, each track's nearest other tracks (by the feature cosine)
+    info: dict[str, Any] = field(default_factory=dict)
+    _crops: tuple[np.ndarray, np.ndarray] | None = None  # (N, C, D) padded crops, (N, C) mask
+    _rerank: Any = None  # (V csr, rowmax) for re-ranking
+
+    def similarity(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Final similarity of arbitrary pairs of tracks (same options as the edges)."""
+        i = np.asarray(i, dtype=np.int64)
+        j = np.asarray(j, dtype=np.int64)
+        out = np.empty(len(i), dtype=np.float32)
+        step = 65536
+        for s in range(0, len(i), step):
+            out[s:s + step] = self._pairs(i[s:s + step], j[s:s + step])
+        return out
+
+    def _pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        if self._crops is not None:
+            base = _set_similarity(self._crops, i, j)
+        else:
+            base = np.einsum("ij,ij->i", self.features[i], self.features[j])
+        if self._rerank is None:
+            return base.astype(np.float32)
+        v, rowsum, rowmax = self._rerank
+        l1 = np.asarray(abs(v[i] - v[j]).sum(axis=1)).ravel()
+        overlap = np.clip((rowsum[i] + rowsum[j] - l1) / 2.0, 0.0, None)
+        jaccard = 1.0 - overlap / (2.0 - overlap)
+        dist = (1.0 - RERANK_LAMBDA) * jaccard + RERANK_LAMBDA * (1.0 - base) / rowmax[i]
+        return (1.0 - dist).astype(np.float32)
+
+
+def debiased(tracks: TrackSet) -> tuple[np.ndarray, np.ndarray]:
+    """(track features, camera means) with each camera's mean feature subtracted, re-normalised."""
+    means = np.zeros((len(tracks.cameras), tracks.feature_dim), np.float32)
+    out = tracks.features.copy()
+    for c in range(len(tracks.cameras)):
+        rows = tracks.camera == c
+        if rows.sum() > 1:  # one track alone would become zero
+            means[c] = tracks.features[rows].mean(axis=0)
+            out[rows] -= means[c]
+    return l2_normalize(out), means
+
+
+def knn(features: np.ndarray, k: int, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indices (N, k'), similarities (N, k'), row minimum similarity (N,)) of each row's nearest other rows.
+
+    ``k' = min(k, N - 1)``; neighbours ordered by similarity. Blocked: memory ``BLOCK_BYTES``
+    besides the inputs and outputs.
+    """
+    import torch
+
+    progress = progress or NullProgress()
+    n = len(features)
+    kk = min(int(k), n - 1)
+    idx = np.zeros((n, max(kk, 0)), np.int64)
+    sims = np.zeros((n, max(kk, 0)), np.float32)
+    rowmin = np.ones(n, np.float32)
+    if kk <= 0:
+        return idx, sims, rowmin
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    block = max(1, min(n, BLOCK_BYTES // (4 * n)))
+    progress.start("associate: nearest neighbours", n, "tracks")
+    with torch.inference_mode():
+        for s in range(0, n, block):
+            e = min(n, s + block)
+            sim = x[s:e] @ x.T
+            rows = torch.arange(e - s)
+            sim[rows, rows + s] = -torch.inf
+            v, ix = torch.topk(sim, kk, dim=1, largest=True, sorted=True)
+            sim[rows, rows + s] = torch.inf
+            rowmin[s:e] = sim.min(dim=1).values.numpy()
+            idx[s:e] = ix.numpy()
+            sims[s:e] = v.numpy()
+            progress.advance(e - s)
+    progress.finish()
+    return idx, sims, rowmin
+
+
+def _padded_crops(tracks: TrackSet, means: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    if tracks.crop_features is None or tracks.crop_offsets is None:
+        raise InputError("set-to-set similarity needs the crop features (all_features) of every track")
+    counts = np.diff(tracks.crop_offsets)
+    c = int(min(MAX_SET_CROPS, max(1, counts.max(initial=1))))
+    n, d = len(tracks), tracks.feature_dim
+    crops = np.zeros((n, c, d), np.float32)
+    mask = np.zeros((n, c), bool)
+    for t in range(n):
+        m = int(counts[t])
+        if m == 0:
+            crops[t, 0] = tracks.features[t]
+            mask[t, 0] = True
+            continue
+        take = np.linspace(0, m - 1, min(m, c)).round().astype(np.int64)
+        rows = tracks.crop_features[tracks.crop_offsets[t] + take]
+        if means is not None:
+            rows = rows - means[tracks.camera[t]]
+        crops[t, :len(take)] = l2_normalize(rows)
+        mask[t, :len(take)] = True
+    return crops, mask
+
+
+def _set_similarity(crops: tuple[np.ndarray, np.ndarray], i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Mean over each track's crops of the best cosine among the other's crops, averaged both ways."""
+    x, mask = crops
+    s = np.einsum("ecd,efd->ecf", x[i], x[j])
+    mi, mj = mask[i], mask[j]
+    s = np.where(mi[:, :, None] & mj[:, None, :], s, -np.inf)
+    best_i = np.where(mi, s.max(axis=2), 0.0).sum(axis=1) / mi.sum(axis=1)
+    best_j = np.where(mj, s.max(axis=1), 0.0).sum(axis=1) / mj.sum(axis=1)
+    return ((best_i + best_j) / 2.0).astype(np.float32)
+
+
+def _rerank_state(features: np.ndarray, knn_idx: np.ndarray, rowmin: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The k-reciprocal encodings ``V`` (sparse, with query expansion), their row sums and row max distances."""
+    from trackreid.rerank import _encoding, _indicator
+
+    n = len(features)
+    ranks = np.concatenate([np.arange(n)[:, None], knn_idx], axis=1)  # self first, as the reference
+    rowmax = np.maximum(1.0 - rowmin, 1e-6).astype(np.float32)
+    k1 = min(RERANK_K1, ranks.shape[1] - 1)
+    v = _encoding(features, rowmax, ranks, k1)
+    k2 = min(RERANK_K2, ranks.shape[1])
+    if k2 > 1:
+        v = (_indicator(ranks[:, :k2], n, 1.0 / k2) @ v).tocsr()
+    rowsum = np.asarray(v.sum(axis=1)).ravel()
+    return v, rowsum, rowmax
+
+
+def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: str | None = None,
+                set_similarity: bool = False, rerank: bool = False, progress: Progress | None = None) -> Graph:
+    """The sparse similarity graph of ``tracks`` with the chosen options."""
+    if k < 1:
+        raise InputError(f"k {k!r}: expected at least 1 neighbour per track")
+    if centralize not in (None, "nfc"):
+        raise InputError(f"centralize {centralize!r}: expected None or 'nfc'")
+    n = len(tracks)
+    means = None
+    feats = tracks.features
+    if debias:
+        feats, means = debiased(tracks)
+    if centralize == "nfc" and n > 2:
+        from trackreid.centralize import nfc
+
+        feats = nfc(feats)
+    k_search = max(k, RERANK_K1) if rerank else k
+    idx, sims, rowmin = knn(feats, k_search, progress)
+    graph = Graph(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), feats, idx,
+                  {"k": int(k), "debias": bool(debias), "centralize": centralize,
+                   "set_similarity": bool(set_similarity), "rerank": bool(rerank)})
+    if set_similarity:
+        graph._crops = _padded_crops(tracks, means)
+    if rerank and n > 1:
+        graph._rerank = _rerank_state(feats, idx, rowmin)
+    if n < 2:
+        return graph
+    kk = idx.shape[1] if k_search == k else min(k, idx.shape[1])
+    a = np.repeat(np.arange(n, dtype=np.int64), kk)
+    b = idx[:, :kk].ravel()
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    key = np.unique(lo * n + hi)
+    graph.i, graph.j = key // n, key % n
+    graph.sim = graph.similarity(graph.i, graph.j)  # in blocks: never E x D at once
+    graph.info["edges"] = len(graph.i)
+    return graph

@@ -1,0 +1,234 @@
+"""Choosing the merge threshold without labels.
+
+* **Certain negatives**: pairs of tracks of one camera that share a moment are two people.
+  Taken from the graph's edges (the similar-looking pairs clustering actually sees: the
+  hardest negatives); topped up with randomly sampled overlapping pairs when the graph holds
+  few.
+* **Likely positives**: cross-camera mutual nearest neighbours (track ``j`` is ``i``'s most
+  similar track in ``j``'s camera and the other way round); mostly the same person, plus the
+  best wrong match of people seen by one camera only.
+* **The cut**: a two-component Gaussian mixture over both (negatives subsampled to the number
+  of positives, so both sides weigh alike); the threshold is where the upper component becomes
+  the more likely one, but never below a high quantile (default 99 %) of the certain negatives.
+  Otsu's method replaces the mixture when it does not separate two components.
+
+:func:`auto_threshold` returns the value and a JSON-able ``info`` dict that says how it was
+chosen; :func:`plot_threshold` draws the histogram with the cut marked.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trackreid.associate.constraints import Constraints
+from trackreid.associate.graph import Graph
+from trackreid.associate.tracks import TrackSet
+from trackreid.errors import InputError
+
+log = logging.getLogger(__name__)
+
+NEGATIVE_QUANTILE = 0.99
+MIN_SAMPLES = 20
+MAX_NEGATIVES = 200_000
+FALLBACK = 0.5
+BINS = 50
+
+
+def overlapping_pairs(tracks: TrackSet, limit: int = MAX_NEGATIVES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(i, j)`` of tracks of one camera that share a moment; a uniform sample of ``limit`` if more."""
+    rng = np.random.default_rng(seed)
+    firsts, counts = [], []
+    orders = []
+    for c in range(len(tracks.cameras)):
+        rows = np.flatnonzero(tracks.camera == c)
+        order = rows[np.argsort(tracks.start[rows], kind="stable")]
+        starts = tracks.start[order]
+        hi = np.searchsorted(starts, tracks.end[order], side="right")  # later starts within my span
+        pos = np.arange(len(order))
+        counts.append(np.maximum(hi - pos - 1, 0))
+        firsts.append(pos)
+        orders.append(order)
+    if not orders:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cam_of = np.concatenate([np.full(len(o), c) for c, o in enumerate(orders)])
+    pos = np.concatenate(firsts)
+    cnt = np.concatenate(counts)
+    total = int(cnt.sum())
+    if total == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if total <= limit:
+        p = np.repeat(np.arange(len(cnt)), cnt)
+        within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        q_pos = pos[p] + 1 + within
+    else:
+        p = rng.choice(len(cnt), size=limit, p=cnt / total)
+        q_pos = pos[p] + 1 + (rng.random(limit) * cnt[p]).astype(np.int64)
+    flat = np.concatenate(orders)
+    offsets = np.concatenate([[0], np.cumsum([len(o) for o in orders])])
+    i = flat[p]
+    j = flat[offsets[cam_of[p]] + q_pos]
+    return i.astype(np.int64), j.astype(np.int64)
+
+
+def mutual_cross_camera(tracks: TrackSet, graph: Graph) -> np.ndarray:
+    """Indices of graph edges whose tracks are each other's best match in the other's camera."""
+    cam = tracks.camera
+    e = np.flatnonzero(cam[graph.i] != cam[graph.j])
+    if not len(e):
+        return e
+    src = np.concatenate([graph.i[e], graph.j[e]])
+    dst = np.concatenate([graph.j[e], graph.i[e]])
+    sim = np.concatenate([graph.sim[e], graph.sim[e]])
+    edge = np.concatenate([e, e])
+    ncam = len(tracks.cameras)
+    group = src * ncam + cam[dst]
+    order = np.lexsort((-sim, group))
+    first = np.ones(len(order), bool)
+    first[1:] = group[order][1:] != group[order][:-1]
+    best = order[first]  # one directed edge per (track, other camera): the most similar
+    n = len(tracks)
+    key = src[best] * n + dst[best]
+    rev = dst[best] * n + src[best]
+    mutual = np.isin(key, rev) & (src[best] < dst[best])
+    return np.unique(edge[best][mutual])
+
+
+def _otsu(values: np.ndarray) -> float:
+    hist, edges = np.histogram(values, bins=256)
+    centers = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centers)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(edges[int(np.argmax(between[:-1])) + 1])
+
+
+def fit_cut(negatives: np.ndarray, positives: np.ndarray, quantile: float = NEGATIVE_QUANTILE,
+            seed: int = 0) -> tuple[float, dict[str, Any]]:
+    """The cut between certain negatives and likely positives (see the module docstring)."""
+    neg = np.asarray(negatives, np.float64)
+    pos = np.asarray(positives, np.float64)
+    info: dict[str, Any] = {"negatives": len(neg), "positives": len(pos), "negative_quantile": quantile}
+    floor = float(np.quantile(neg, quantile)) if len(neg) else None
+    info["negatives_quantile_value"] = floor
+    if len(neg):
+        info["negatives_mean"] = float(neg.mean())
+    if len(pos):
+        info["positives_mean"] = float(pos.mean())
+    if len(neg) < MIN_SAMPLES and len(pos) < MIN_SAMPLES:
+        value = floor if floor is not None else FALLBACK
+        info.update(method="fallback", why=f"too few pairs to fit ({len(neg)} certain negatives, {len(pos)} likely "
+                    f"positives); using {'the negatives quantile' if floor is not None else 'the default'} "
+                    f"{value:.3f}; pass --threshold to set it")
+        return float(value), info
+    rng = np.random.default_rng(seed)
+    if len(neg) > max(len(pos), MIN_SAMPLES):
+        neg_fit = rng.choice(neg, size=max(len(pos), MIN_SAMPLES), replace=False)
+    else:
+        neg_fit = neg
+    pooled = np.concatenate([neg_fit, pos])
+    cut, method = _mixture_cut(pooled, seed)
+    if cut is None:
+        cut, method = _otsu(pooled), "otsu"
+    info["mixture_cut" if method == "gmm" else "otsu_cut"] = cut
+    if floor is not None and floor > cut:
+        value = floor
+        info["method"] = f"{method}+negatives-floor"
+        info["why"] = (f"the {method} cut {cut:.3f} lies below the {quantile:.0%} quantile of the same-camera "
+                       f"overlapping pairs ({floor:.3f}), which are certainly different people: using {floor:.3f}")
+    else:
+        value = cut
+        info["method"] = method
+        info["why"] = (f"{'two-component Gaussian mixture' if method == 'gmm' else 'Otsu'} cut between "
+                       f"{len(neg)} certain negatives (mean {neg.mean() if len(neg) else float('nan'):.3f}) and "
+                       f"{len(pos)} likely positives (mean {pos.mean() if len(pos) else float('nan'):.3f}); above "
+                       f"the {quantile:.0%} quantile of the negatives"
+                       + (f" ({floor:.3f})" if floor is not None else " (none found)"))
+    return float(value), info
+
+
+def _mixture_cut(values: np.ndarray, seed: int) -> tuple[float | None, str]:
+    from sklearn.mixture import GaussianMixture
+
+    if len(values) < 2 * MIN_SAMPLES or np.ptp(values) < 1e-6:
+        return None, "otsu"
+    gm = GaussianMixture(2, random_state=seed, n_init=3).fit(values.reshape(-1, 1))
+    means = gm.means_.ravel()
+    lo, hi = int(np.argmin(means)), int(np.argmax(means))
+    sd = np.sqrt(gm.covariances_.ravel())
+    if means[hi] - means[lo] < 0.5 * (sd[lo] + sd[hi]) / 2:
+        return None, "otsu"  # not two separate components
+    grid = np.linspace(means[lo], means[hi], 2001)
+    post = gm.predict_proba(grid.reshape(-1, 1))[:, hi]
+    above = np.flatnonzero(post >= 0.5)
+    if not len(above):
+        return None, "otsu"
+    return float(grid[above[0]]), "gmm"
+
+
+def auto_threshold(tracks: TrackSet, constraints: Constraints | None, graph: Graph,
+                   quantile: float = NEGATIVE_QUANTILE, seed: int = 0) -> tuple[float, dict[str, Any]]:
+    """(threshold, info): a cut chosen from the data alone; ``info`` is JSON-able and holds histograms."""
+    cons = constraints if constraints is not None else Constraints(tracks)
+    if not 0.5 <= quantile < 1.0:
+        raise InputError(f"negative quantile {quantile!r}: expected a value in [0.5, 1)")
+    in_graph = cons.overlapping(graph.i, graph.j)
+    neg = graph.sim[in_graph]
+    source = "graph edges"
+    if len(neg) < 10 * MIN_SAMPLES:
+        i, j = overlapping_pairs(tracks, seed=seed)
+        if len(i):
+            neg = np.concatenate([neg, graph.similarity(i, j)])
+            source = "graph edges + sampled overlapping pairs"
+    pos = graph.sim[mutual_cross_camera(tracks, graph)]
+    value, info = fit_cut(neg, pos, quantile, seed)
+    info["negatives_from"] = source
+    lo = float(min(graph.sim.min(initial=0.0), neg.min(initial=0.0), value - 0.05))
+    hi = float(max(graph.sim.max(initial=1.0), pos.max(initial=1.0), value + 0.05))
+    edges = np.linspace(lo, hi, BINS + 1)
+    info["histogram"] = {
+        "bins": [round(float(x), 5) for x in edges],
+        "negatives": np.histogram(neg, edges)[0].tolist(),
+        "positives": np.histogram(pos, edges)[0].tolist(),
+        "edges": np.histogram(graph.sim, edges)[0].tolist(),
+    }
+    info["threshold"] = value
+    return value, info
+
+
+def plot_threshold(info: dict[str, Any], path: Path, title: str = "") -> Path:
+    """A PNG of the histograms in ``info`` (from :func:`auto_threshold`) with the threshold marked."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("the threshold histogram needs matplotlib: pip install 'trackreid[analysis]'") from None
+    h = info["histogram"]
+    bins = np.asarray(h["bins"])
+    centers = (bins[:-1] + bins[1:]) / 2
+    width = bins[1] - bins[0]
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for key, colour, label in (("edges", "#bbbbbb", "all graph edges"),
+                               ("negatives", "#d62728", "certain negatives (same camera, same time)"),
+                               ("positives", "#2ca02c", "likely positives (cross-camera mutual NN)")):
+        counts = np.asarray(h[key], float)
+        if counts.sum() > 0:
+            ax.bar(centers, counts / counts.sum(), width=width, alpha=0.5, color=colour, label=label)
+    ax.axvline(info["threshold"], color="black", linestyle="--",
+               label=f"threshold {info['threshold']:.3f} ({info.get('method', 'fixed')})")
+    ax.set_xlabel("similarity")
+    ax.set_ylabel("fraction of pairs")
+    ax.set_title(title or "trackreid associate: similarity distributions")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path

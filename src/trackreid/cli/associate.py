@@ -1,0 +1,129 @@
+"""``trackreid associate``: one global identity per person across cameras."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+NAME = "associate"
+HELP = "link the tracks of several cameras: one global id per person (step 4)"
+DESCRIPTION = """\
+Associate tracks across cameras from the features `trackreid extract` wrote for each camera.
+
+  trackreid associate --features runs/camA --camera camA --features runs/camB --camera camB \\
+      --output-dir runs/step4
+
+  --features   an extract output folder (or its track_features.npz / .pkl); repeat per camera
+  --camera     the name of the camera just given (default: its folder name)
+  --cameras    a YAML file listing every camera instead (name, features, fps, time_offset,
+               tracks; optional `links:` topology), for sites with many cameras:
+                 cameras:
+                   - {name: cam1, features: runs/cam1, fps: 10, time_offset: 0}
+                   - {name: cam2, features: runs/cam2, fps: 10, time_offset: 3.5}
+
+Two tracks of one camera that share a moment are never one person. --topology FILE lists
+the camera pairs a person can walk between and their transit time in seconds:
+  links:
+    - {cameras: [cam1, cam2], transit: [2, 30]}
+Only listed pairs link directly; --max-gap S bounds the time between a person's tracks.
+
+--threshold auto (default) picks the similarity cut without labels, between same-camera
+simultaneous pairs (certainly two people) and cross-camera mutual nearest neighbours (mostly
+one person); it prints the value and why, and saves threshold_histogram.png.
+
+Writes to --output-dir: global_ids.json, global_tracks/<camera>.txt, mtmc.txt (AI City
+layout), summary.json and threshold_histogram.png.
+"""
+
+
+class _FeaturesAction(argparse.Action):
+    """``--features`` opens a camera entry; ``--camera`` names the last one opened."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        entries = list(getattr(ns, "inputs", None) or [])
+        if self.dest == "features":
+            entries.append({"features": values, "name": None})
+        else:
+            if not entries or entries[-1]["name"] is not None:
+                parser.error(f"--camera {values}: give it right after the --features it names")
+            entries[-1]["name"] = values
+        ns.inputs = entries
+
+
+def _threshold(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'auto' or a number such as 0.6") from None
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(inputs=[])
+    p.add_argument("--features", action=_FeaturesAction, dest="features", metavar="DIR",
+                   help="a camera's extract output folder (or .npz/.pkl); repeat per camera")
+    p.add_argument("--camera", action=_FeaturesAction, dest="camera", metavar="NAME",
+                   help="name of the camera of the preceding --features (default: its folder name)")
+    p.add_argument("--cameras", metavar="FILE", help="YAML file listing the cameras (see above)")
+    p.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the outputs")
+    p.add_argument("--threshold", type=_threshold, default="auto", metavar="auto|FLOAT",
+                   help="similarity at or above which clusters merge (default auto: chosen without labels)")
+    p.add_argument("--topology", metavar="FILE", help="YAML `links:` of camera pairs and transit [min, max] seconds")
+    p.add_argument("--fps", type=float, help="frames per second for cameras whose metadata and cameras file give none")
+    p.add_argument("--max-gap", type=float, metavar="SECONDS", help="longest time between a person's tracks")
+    p.add_argument("--k", type=int, default=20, help="neighbours per track in the similarity graph (default 20)")
+    p.add_argument("--linkage", choices=("average", "single", "complete"), default="average",
+                   help="cluster similarity from the edges between two clusters (default average)")
+    p.add_argument("--no-debias", dest="debias", action="store_false",
+                   help="keep each camera's mean feature (default: subtract it, re-normalise)")
+    p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking on the track graph")
+    p.add_argument("--set-similarity", action="store_true",
+                   help="compare tracks crop by crop (best matches) instead of by their mean feature")
+    p.add_argument("--nfc", action="store_true", help="Pose2ID neighbour feature centralization before linking")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def _default_name(features: str) -> str:
+    p = Path(features)
+    return (p if p.is_dir() or not p.suffix else p.parent).resolve().name
+
+
+def run(args: argparse.Namespace) -> int:
+    from trackreid.associate.api import AssociateConfig, associate_to_folder
+    from trackreid.associate.cameras_file import read_cameras_file
+    from trackreid.associate.tracks import CameraInput
+    from trackreid.cli.progress import make_progress
+    from trackreid.errors import InputError
+
+    inputs = [(e["name"] or _default_name(e["features"]), e["features"]) for e in args.inputs]
+    topology: Any = Path(args.topology) if args.topology else None
+    if args.cameras:
+        names = [n for n, _ in inputs]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise InputError(f"camera {dup!r} is named twice; every camera needs its own --camera name")
+        cameras, file_topology = read_cameras_file(args.cameras, dict(inputs))
+        topology = topology or file_topology
+    elif inputs:
+        cameras = [CameraInput(n, f) for n, f in inputs]
+    else:
+        raise InputError("no cameras: pass --features DIR [--camera NAME] for each camera, or --cameras FILE")
+    config = AssociateConfig(threshold=args.threshold, topology=topology, max_gap=args.max_gap, fps=args.fps,
+                             k=args.k, linkage=args.linkage, debias=args.debias, rerank=args.rerank,
+                             set_similarity=args.set_similarity, centralize="nfc" if args.nfc else None)
+    result = associate_to_folder(cameras, args.output_dir, config, args.overwrite, make_progress(args.quiet))
+    s = result.summary
+    info = result.threshold_info
+    print(f"threshold {result.threshold:.3f} ({info.get('chosen')}, {info.get('method')}): {info.get('why')}")
+    per = ", ".join(f"{k} camera{'s' if k != '1' else ''}: {v}"
+                    for k, v in s["identities_per_number_of_cameras"].items())
+    print(f"{s['tracks']} tracks in {len(s['cameras'])} cameras -> {s['identities']} identities, "
+          f"{s['identities_multi_camera']} seen by several cameras ({per})")
+    rej = {k: v for k, v in s["constraints"]["rejected_merges"].items() if v}
+    if rej:
+        print("merges refused by the constraints: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rej.items()))
+    print(f"wrote {args.output_dir}: global_ids.json, summary.json, mtmc.txt, global_tracks/, threshold_histogram.png")
+    return 0
