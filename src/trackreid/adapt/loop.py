@@ -336,6 +336,7 @@ class _Run:
         pre = self.loaded.preprocess
         loader = ImageLoader(pre, s.workers)
         sums: dict[str, float] = {}
+        curve: list[float] = []
         self.model.train()
         self.progress.start(f"round {self.round + 1}/{s.rounds}: train", s.iters_per_round, "iters")
         try:
@@ -361,6 +362,7 @@ class _Run:
                 self.iteration += 1
                 for k, v in {"loss": loss, **parts}.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())  # type: ignore[union-attr]
+                curve.append(round(float(loss.detach()), 5))  # type: ignore[union-attr]
                 self.progress.advance(1, loss=f"{float(loss.detach()):.3f}")
                 if stop.is_set():
                     return {"stopped": "interrupted"}
@@ -370,7 +372,7 @@ class _Run:
             loader.close()
             self.progress.finish()
             self.model.eval()
-        return {k: v / s.iters_per_round for k, v in sums.items()}
+        return {**{k: v / s.iters_per_round for k, v in sums.items()}, "loss_curve": curve}
 
 
 def _write_log(out: Path, rows: list[dict[str, Any]]) -> None:

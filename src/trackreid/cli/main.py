@@ -28,6 +28,7 @@ SUBCOMMANDS = (
     "reduce",
     "prepare_data",
     "train",
+    "adapt",
     "associate",
 )
 
