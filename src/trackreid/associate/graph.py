@@ -42,6 +42,10 @@ BLOCK_BYTES = 256 * 1024 * 1024
 #: At most this many crops per track enter the set-to-set similarity (evenly spaced).
 MAX_SET_CROPS = 10
 RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
+#: Up to this many tracks the neighbour search is exact; above, an inverted file (k-means cells).
+EXACT_LIMIT = 20_000
+#: Cells searched per track by the inverted file (of about sqrt(N) cells).
+NPROBE = 8
 
 
 @dataclass
@@ -94,11 +98,14 @@ def debiased(tracks: TrackSet) -> tuple[np.ndarray, np.ndarray]:
     return l2_normalize(out), means
 
 
-def knn(features: np.ndarray, k: int, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def knn(features: np.ndarray, k: int, progress: Progress | None = None,
+        exact_limit: int = EXACT_LIMIT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indices (N, k'), similarities (N, k'), row minimum similarity (N,)) of each row's nearest other rows.
 
-    ``k' = min(k, N - 1)``; neighbours ordered by similarity. Blocked: memory ``BLOCK_BYTES``
-    besides the inputs and outputs.
+    ``k' = min(k, N - 1)``; neighbours ordered by similarity. Up to ``exact_limit`` rows the
+    search is exact (blocked products, memory ``BLOCK_BYTES``); above, an inverted-file search
+    (:func:`_ivf_knn`) compares each row with the rows of its ``NPROBE`` nearest k-means cells
+    only (the row minimum is then taken over those candidates).
     """
     import torch
 
@@ -110,6 +117,8 @@ def knn(features: np.ndarray, k: int, progress: Progress | None = None) -> tuple
     rowmin = np.ones(n, np.float32)
     if kk <= 0:
         return idx, sims, rowmin
+    if n > exact_limit:
+        return _ivf_knn(features, kk, progress)
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     block = max(1, min(n, BLOCK_BYTES // (4 * n)))
     progress.start("associate: nearest neighbours", n, "tracks")
@@ -125,6 +134,63 @@ def knn(features: np.ndarray, k: int, progress: Progress | None = None) -> tuple
             idx[s:e] = ix.numpy()
             sims[s:e] = v.numpy()
             progress.advance(e - s)
+    progress.finish()
+    return idx, sims, rowmin
+
+
+def _kmeans(x: Any, cells: int, iters: int = 8, sample: int = 50_000, seed: int = 0) -> Any:
+    """Spherical k-means centroids (torch, L2-normalised) fitted on a sample of the rows."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    n = len(x)
+    pick = torch.randperm(n, generator=g)[: min(n, sample)]
+    xs = x[pick]
+    cent = xs[torch.randperm(len(xs), generator=g)[:cells]].clone()
+    for _ in range(iters):
+        assign = (xs @ cent.T).argmax(dim=1)
+        new = torch.zeros_like(cent).index_add_(0, assign, xs)
+        empty = torch.bincount(assign, minlength=cells) == 0
+        new[empty] = cent[empty]
+        cent = torch.nn.functional.normalize(new, dim=1)
+    return cent
+
+
+def _ivf_knn(features: np.ndarray, k: int, progress: Progress) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Approximate k-NN: rows of each k-means cell against the rows of the ``NPROBE`` nearest cells."""
+    import torch
+
+    n = len(features)
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    cells = max(2, int(np.sqrt(n)))
+    idx = np.zeros((n, k), np.int64)
+    sims = np.zeros((n, k), np.float32)
+    rowmin = np.ones(n, np.float32)
+    progress.start("associate: nearest neighbours (inverted file)", n, "tracks")
+    with torch.inference_mode():
+        cent = _kmeans(x, cells)
+        assign = torch.cat([(x[s:s + 65536] @ cent.T).argmax(dim=1) for s in range(0, n, 65536)]).numpy()
+        order = np.argsort(assign, kind="stable")
+        bounds = np.searchsorted(assign[order], np.arange(cells + 1))
+        near = torch.topk(cent @ cent.T, min(NPROBE, cells), dim=1).indices.numpy()
+        for c in range(cells):
+            rows = order[bounds[c]:bounds[c + 1]]
+            if not len(rows):
+                continue
+            cand = np.concatenate([order[bounds[d]:bounds[d + 1]] for d in near[c]])
+            sim = x[torch.from_numpy(rows)] @ x[torch.from_numpy(cand)].T
+            self_hit = torch.from_numpy(cand[None, :] == rows[:, None])
+            sim[self_hit] = -torch.inf
+            take = min(k, len(cand) - 1)
+            v, ix = torch.topk(sim, take, dim=1)
+            idx[rows, :take] = cand[ix.numpy()]
+            sims[rows, :take] = v.numpy()
+            if take < k:  # a tiny neighbourhood: repeat the last neighbour
+                idx[rows, take:] = idx[rows, take - 1:take]
+                sims[rows, take:] = sims[rows, take - 1:take]
+            sim[self_hit] = torch.inf
+            rowmin[rows] = sim.min(dim=1).values.numpy()
+            progress.advance(len(rows))
     progress.finish()
     return idx, sims, rowmin
 
