@@ -18,7 +18,9 @@ import numpy as np
 from trackreid.errors import OutputError
 from trackreid.io.atomic import atomic_path
 
-_PALETTE = [  # (shirt BGR, trousers BGR, pattern)
+Look = tuple[tuple[int, int, int], tuple[int, int, int], str]  # (shirt BGR, trousers BGR, pattern)
+
+PALETTE: list[Look] = [
     ((40, 40, 200), (60, 40, 20), "plain"),
     ((200, 120, 30), (30, 30, 30), "stripes"),
     ((40, 180, 40), (120, 110, 100), "plain"),
@@ -52,23 +54,27 @@ def _walkers(width: int, height: int, frames: int, n: int, rng: np.random.Genera
         bottom = float(rng.uniform(height * 0.6, height * 0.98))
         first = int(rng.integers(1, max(2, frames // 4)))
         vy = float(rng.uniform(-0.15, 0.15))
-        out.append(Walker(i + 1, (x0, bottom), (vx, vy), h, first, frames, i % len(_PALETTE)))
+        out.append(Walker(i + 1, (x0, bottom), (vx, vy), h, first, frames, i % len(PALETTE)))
     return out
 
 
-def _background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+def draw_background(width: int, height: int, rng: np.random.Generator,
+                    wall: tuple[int, int, int] = (190, 170, 150),
+                    pavement: tuple[int, int, int] = (110, 115, 120)) -> np.ndarray:
+    """A wall over a paved floor with joints and pixel noise (BGR)."""
     bg = np.empty((height, width, 3), np.uint8)
-    bg[: height // 3] = (190, 170, 150)  # wall
-    bg[height // 3:] = (110, 115, 120)  # pavement
+    bg[: height // 3] = wall
+    bg[height // 3:] = pavement
     for x in range(0, width, 40):  # paving joints
         cv2.line(bg, (x, height // 3), (x - height // 2, height), (95, 100, 105), 1)
     noise = rng.integers(-12, 12, bg.shape, dtype=np.int16)
     return np.clip(bg.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
-def _draw_person(img: np.ndarray, x: float, bottom: float, h: int, style: int, phase: float) -> tuple[float, ...]:
+def draw_person(img: np.ndarray, x: float, bottom: float, h: int, look: Look, phase: float) -> tuple[float, ...]:
+    """Draw a walking figure whose box starts at ``x`` and stands on ``bottom``; return its MOT box."""
     w = h * 0.38
-    shirt, trousers, pattern = _PALETTE[style]
+    shirt, trousers, pattern = look
     left, top = x, bottom - h
     cx = left + w / 2
     head_r = h * 0.09
@@ -98,7 +104,7 @@ def scene_frames(seconds: float = 4.0, fps: int = 25, width: int = 640, height: 
     rng = np.random.default_rng(seed)
     frames = int(round(seconds * fps))
     walkers = _walkers(width, height, frames, people, rng)
-    bg = _background(width, height, rng)
+    bg = draw_background(width, height, rng)
     for k in range(1, frames + 1):
         img = bg.copy()
         rows = []
@@ -108,7 +114,7 @@ def scene_frames(seconds: float = 4.0, fps: int = 25, width: int = 640, height: 
                 t = k - wk.first_frame
                 positions.append((wk, wk.start[0] + wk.velocity[0] * t, wk.start[1] + wk.velocity[1] * t, t))
         for wk, x, bottom, t in sorted(positions, key=lambda p: p[2]):  # far (higher) first
-            box = _draw_person(img, x, bottom, wk.height, wk.style, t * 0.5)
+            box = draw_person(img, x, bottom, wk.height, PALETTE[wk.style], t * 0.5)
             if box[0] + box[2] > 1 and box[0] < width and box[1] < height:
                 rows.append(f"{k},{wk.track_id},{box[0]:.2f},{box[1]:.2f},{box[2]:.2f},{box[3]:.2f},1,-1,-1,-1")
         yield k, img, rows
