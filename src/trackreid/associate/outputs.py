@@ -8,6 +8,7 @@
   exactly as in the tracks files).
 * ``summary.json``: counts, the threshold and why, constraints and rejected merges, timings.
 * ``threshold_histogram.png``: the similarity distributions with the threshold marked.
+* ``report.html``: one self-contained page to check the result (:mod:`.report`).
 
 Every file is written into a hidden staging folder inside the output folder and renamed into
 place at the end. :data:`WRITERS` is the list of ``(name, write(result, staging_dir))``; other
@@ -39,6 +40,7 @@ SUMMARY = "summary.json"
 MTMC = "mtmc.txt"
 GLOBAL_TRACKS = "global_tracks"
 HISTOGRAM = "threshold_histogram.png"
+REPORT = "report.html"
 
 
 def _write_json(obj: object, path: Path) -> None:
@@ -92,10 +94,17 @@ def write_histogram(result: Association, out: Path) -> None:
         plot_threshold(result.threshold_info, out / HISTOGRAM)
 
 
+def write_report(result: Association, out: Path) -> None:
+    from trackreid.associate.report import write_report as render
+
+    render(result, out / REPORT)
+
+
 WRITERS: list[tuple[str, Writer]] = [
     (GLOBAL_IDS, write_global_ids),
     (MTMC, write_tracks_and_mtmc),  # also global_tracks/
     (HISTOGRAM, write_histogram),
+    (REPORT, write_report),
     (SUMMARY, write_summary),
 ]
 

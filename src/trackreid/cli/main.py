@@ -30,6 +30,7 @@ SUBCOMMANDS = (
     "train",
     "adapt",
     "associate",
+    "evaluate_mtmc",
 )
 
 
