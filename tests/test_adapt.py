@@ -56,7 +56,7 @@ def two_cameras(cuhk03_val: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     return folders, truth
 
 
-SMALL = dict(rounds=2, iters_per_round=4, batch_size=16, num_instance=4, bn_images=32, embed_batch=32, workers=1,
+SMALL = dict(rounds=2, iters_per_round=8, batch_size=16, num_instance=4, bn_images=32, embed_batch=32, workers=1,
              warmup_iters=0, lr=1e-3)
 
 
@@ -170,9 +170,10 @@ def test_adapt_lowers_its_loss_and_writes_a_loadable_checkpoint(adapted, two_cam
     data = read_tracks(folders)
     rows = json.loads((result.output_dir / "adapt_log.json").read_text())
     assert [r["round"] for r in rows] == [0, 1, 2]
-    first, last = rows[1]["loss_curve"], rows[2]["loss_curve"]
-    assert len(first) == len(last) == 4
-    assert np.mean(last[-2:]) < np.mean(first[:2]), (first, last)
+    for row in rows[1:]:  # each round trains on its own pseudo labels: its loss falls
+        curve = row["loss_curve"]
+        assert len(curve) == 8
+        assert np.mean(curve[-3:]) < np.mean(curve[:3]), curve
     assert rows[2]["linked_share"] >= rows[1]["linked_share"]
     for name in ("model_adapted.pth", "adapt_log.json", "adapt_log.csv", "adapt_signals.png", "adapt_settings.json"):
         assert (result.output_dir / name).is_file(), name

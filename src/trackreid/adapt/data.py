@@ -88,18 +88,18 @@ def read_tracks(folders: Sequence[str | Path], names: Sequence[str] | None = Non
     seconds when the fps is unknown), plus the camera's ``time_offset`` on the site clock.
     Tracks with fewer than ``min_crops`` crops on disk are left out.
     """
-    folders = [Path(f) for f in folders]
-    if not folders:
+    dirs = [Path(f) for f in folders]
+    if not dirs:
         raise InputError("no --features folder given; pass one extract output folder per camera")
-    cams = _camera_names(folders, names)
-    offsets = list(time_offsets) if time_offsets is not None else [0.0] * len(folders)
+    cams = _camera_names(dirs, names)
+    offsets = list(time_offsets) if time_offsets is not None else [0.0] * len(dirs)
     paths: list[Path] = []
     crop_track: list[int] = []
     t_cam: list[int] = []
     t_id: list[int] = []
     t_start: list[float] = []
     t_end: list[float] = []
-    for c, folder in enumerate(folders):
+    for c, folder in enumerate(dirs):
         meta = _read_metadata(folder)
         fps = float((meta.get("video") or {}).get("fps") or 0.0) or 1.0
         with_crops = 0
@@ -121,18 +121,18 @@ def read_tracks(folders: Sequence[str | Path], names: Sequence[str] | None = Non
             idx = len(t_id)
             t_cam.append(c)
             t_id.append(tid)
-            t_start.append(first / fps + offsets[c])
-            t_end.append(last / fps + offsets[c])
+            t_start.append((first - 1) / fps + offsets[c])  # as the association reads them
+            t_end.append((last - 1) / fps + offsets[c])
             paths += crops
             crop_track += [idx] * len(crops)
         if with_crops == 0:
             raise InputError(f"{folder}: no crop files for any track; adapt trains on crops, so run extract with "
                              "--save-crops for this camera")
     if not t_id:
-        raise InputError(f"no track has {min_crops} or more crops in {', '.join(map(str, folders))}")
+        raise InputError(f"no track has {min_crops} or more crops in {', '.join(map(str, dirs))}")
     return TrackCrops(cams, paths, np.asarray(crop_track, np.int64), np.asarray(t_cam, np.int32),
                       np.asarray(t_id, np.int64), np.asarray(t_start, np.float64), np.asarray(t_end, np.float64),
-                      folders)
+                      dirs)
 
 
 def track_means(features: np.ndarray, crop_track: np.ndarray, num_tracks: int) -> np.ndarray:

@@ -111,7 +111,7 @@ def features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if model.fc is not None:  # type: ignore[attr-defined]
         v = model.fc(v)  # type: ignore[operator]
     neck = model.neck  # type: ignore[attr-defined]
-    return neck(v) if neck is not None else v
+    return neck(v) if neck is not None else v  # type: ignore[operator]
 
 
 def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -363,7 +363,7 @@ class _Run:
                 for k, v in {"loss": loss, **parts}.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())  # type: ignore[union-attr]
                 curve.append(round(float(loss.detach()), 5))  # type: ignore[union-attr]
-                self.progress.advance(1, loss=f"{float(loss.detach()):.3f}")
+                self.progress.advance(1, loss=f"{float(loss.detach()):.3f}")  # type: ignore[union-attr]
                 if stop.is_set():
                     return {"stopped": "interrupted"}
                 if deadline is not None and time.monotonic() > deadline:
