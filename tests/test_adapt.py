@@ -170,10 +170,10 @@ def test_adapt_lowers_its_loss_and_writes_a_loadable_checkpoint(adapted, two_cam
     data = read_tracks(folders)
     rows = json.loads((result.output_dir / "adapt_log.json").read_text())
     assert [r["round"] for r in rows] == [0, 1, 2]
-    for row in rows[1:]:  # each round trains on its own pseudo labels: its loss falls
-        curve = row["loss_curve"]
-        assert len(curve) == 8
-        assert np.mean(curve[-3:]) < np.mean(curve[:3]), curve
+    # the within-camera objective of the un-augmented crops, measured at the start of each round:
+    # round 2 starts from round 1's training
+    assert rows[2]["eval_intra_loss"] < rows[1]["eval_intra_loss"], (rows[1], rows[2])
+    assert all(len(r["loss_curve"]) == 8 for r in rows[1:])
     assert rows[2]["linked_share"] >= rows[1]["linked_share"]
     for name in ("model_adapted.pth", "adapt_log.json", "adapt_log.csv", "adapt_signals.png", "adapt_settings.json"):
         assert (result.output_dir / name).is_file(), name
@@ -197,9 +197,13 @@ def test_adapt_never_opens_labels(adapted, two_cameras, msmt_pth: Path) -> None:
     assert inside and all(Path(p).name == "track_metadata.json" for p in inside), inside
     # and nothing it is given names a person: track ids and file names are unrelated to identities
     people = {p for cam in truth.values() for p in cam.values()}
+    import re
+
     for folder in folders:
-        names = " ".join(str(p.relative_to(folder)) for p in folder.rglob("*"))
-        assert not any(f"{p}_" in names for p in people)
+        stems = [p.stem for p in folder.rglob("*.jpg")]
+        assert stems and not any(re.fullmatch(r"\d{4}_\d{2}", s) for s in stems)  # CUHK03's PPPP_NN
+        meta = (folder / "track_metadata.json").read_text()
+        assert not any(f'"{p}"' in meta for p in people)
 
 
 def test_same_seed_and_resume_give_the_same_weights(two_cameras, msmt_pth: Path, adapted,  # type: ignore[no-untyped-def]

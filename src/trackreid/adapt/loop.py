@@ -230,6 +230,13 @@ def _separation(centroids: np.ndarray, camera: np.ndarray) -> dict[str, float]:
     return out
 
 
+def _objective(feats: np.ndarray, centroids: np.ndarray, data: TrackCrops, temperature: float) -> float:
+    """The within-camera memory loss of the un-augmented crops against their tracks' means (evaluation mode)."""
+    mem = TrackMemory(centroids, data.track_camera, temperature=temperature)
+    with torch.no_grad():
+        return float(mem.intra_loss(torch.from_numpy(feats), torch.from_numpy(data.crop_track)))
+
+
 class _Run:
     def __init__(self, data: TrackCrops, base: Path, out: Path, settings: AdaptSettings, progress: Progress) -> None:
         from trackreid.embed.device import resolve_device
@@ -331,7 +338,9 @@ class _Run:
         memory.set_clusters(labels, linked)
         crop_labels = labels[d.crop_track]
         round_seed = s.seed * 1000 + self.round
-        sampler = IdentitySampler(crop_labels, s.batch_size, s.num_instance, round_seed)
+        # fewer pseudo identities than a batch asks for (a small site): smaller batches
+        p = min(s.batch_size // s.num_instance, len(np.unique(labels)))
+        sampler = IdentitySampler(crop_labels, p * s.num_instance, s.num_instance, round_seed)
         gen = torch.Generator().manual_seed(round_seed)
         pre = self.loaded.preprocess
         loader = ImageLoader(pre, s.workers)
@@ -409,7 +418,7 @@ def _plot(out: Path, rows: list[dict[str, Any]]) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     panels = (
-        ("training loss", ("loss", "loss_intra", "loss_inter", "loss_triplet")),
+        ("loss", ("loss", "loss_intra", "loss_inter", "loss_triplet", "eval_intra_loss")),
         ("track features (cosine)", ("cross_camera_nn_sim", "mutual_sim", "same_camera_nn_sim")),
         ("pseudo labels", ("linked_share", "mutual_share", "label_change")),
     )
@@ -506,7 +515,8 @@ def adapt(
             labels, info = run.pseudo(centroids)
             sizes = np.bincount(labels)
             change = label_change(run.labels, labels)
-            row = {"round": run.round + 1, **_separation(centroids, data.track_camera),
+            row = {"round": run.round + 1, "eval_intra_loss": _objective(feats, centroids, data, s.temperature),
+                   **_separation(centroids, data.track_camera),
                    "clusters": int(len(sizes)), "linked_share": float((sizes[labels] > 1).mean()),
                    "largest_cluster": int(sizes.max()), "label_change": change, **info}
             grown = s.mode != "full" or info.get("share", 1.0) >= s.share_end - 1e-9
