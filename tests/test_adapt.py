@@ -211,7 +211,7 @@ def test_a_few_steps_on_real_crops_lower_the_loss(two_cameras, msmt_pth: Path,  
     losses = []
     for _ in range(5):
         loss = objective()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         run.optimizer.zero_grad()
         loss.backward()
         run.optimizer.step()
