@@ -132,7 +132,7 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     times["total"] = time.perf_counter() - t0
     summary = _summary(tracks, labels, loaded, threshold, info, constraints, result.rejections, graph,
                        config, times, without)
-    log.info("associate: %d tracks of %d cameras -> %d identities (%d in several cameras); threshold %.3f (%s)",
+    log.debug("associate: %d tracks of %d cameras -> %d identities (%d in several cameras); threshold %.3f (%s)",
              len(tracks), len(loaded), summary["identities"], summary["identities_multi_camera"], threshold,
              info.get("method"))
     return Association(tracks, labels, global_ids, threshold, info, summary, loaded, result.merges, graph, config)

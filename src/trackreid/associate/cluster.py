@@ -52,12 +52,6 @@ def cluster(tracks: TrackSet, threshold: float, constraints: Constraints | None 
                          threshold, constraints, linkage, progress).labels
 
 
-def _score(value: complex, linkage: str) -> float:
-    if linkage == "average":
-        return value.real / value.imag
-    return value.real
-
-
 def _combine(x: complex, y: complex, linkage: str) -> complex:
     if linkage == "average":
         return x + y
@@ -93,18 +87,25 @@ def cluster_graph(tracks: TrackSet, graph: Graph, threshold: float, constraints:
     heapq.heapify(heap)
     clusters = [cons.singleton(i) for i in range(n)]
     parent = list(range(n))
-    version = [0] * n
+    alive = [True] * n
+    # Topology and max-gap refusals can be lifted by a later merge (a third camera in between):
+    # then every neighbour of a grown cluster is queued again, not only those whose score changed.
+    requeue_all = cons.links is not None or cons.max_gap is not None
+    average = linkage == "average"
     merges: list[tuple[int, int, float]] = []
     progress.start("associate: clustering", None, "merges")
     while heap:
-        neg, a, b, va, vb = heapq.heappop(heap)
-        if version[a] != va or version[b] != vb:
+        neg, a, b, _, _ = heapq.heappop(heap)
+        if not (alive[a] and alive[b]):
             continue
+        w = nbr[a].get(b)
+        if w is None or w.imag <= 0 or -neg != (w.real / w.imag if average else w.real):
+            continue  # stale: the score changed since this entry was queued
         reason = cons.check(clusters[a], clusters[b])
         if reason is not None:
             rejections[reason] += 1
             if reason == "same_camera_overlap":  # permanent: block the pair
-                v = complex(nbr[a][b].real, _BLOCKED)
+                v = complex(w.real, _BLOCKED)
                 nbr[a][b] = nbr[b][a] = v
             continue
         # merge the smaller neighbourhood into the larger
@@ -113,11 +114,11 @@ def cluster_graph(tracks: TrackSet, graph: Graph, threshold: float, constraints:
         clusters[keep] = cons.merge(clusters[keep], clusters[gone])
         clusters[gone] = None  # type: ignore[call-overload]
         parent[gone] = keep
-        version[gone] = -1
-        version[keep] += 1
+        alive[gone] = False
         nk, ng = nbr[keep], nbr[gone]
         del nk[gone]
         del ng[keep]
+        changed = []
         for c, v in ng.items():
             nc = nbr[c]
             del nc[gone]
@@ -125,13 +126,14 @@ def cluster_graph(tracks: TrackSet, graph: Graph, threshold: float, constraints:
             w = v if w is None else _combine(w, v, linkage)
             nk[c] = w
             nc[keep] = w
+            changed.append(c)
         nbr[gone] = {}
-        vk = version[keep]
-        for c, w in nk.items():
+        for c in (nk if requeue_all else changed):
+            w = nk[c]
             if w.imag > 0:
-                s = _score(w, linkage)
-                if s >= thr:
-                    heapq.heappush(heap, (-s, keep, c, vk, version[c]))
+                sc = w.real / w.imag if average else w.real
+                if sc >= thr:
+                    heapq.heappush(heap, (-sc, keep, c, 0, 0))
         progress.advance(1)
     progress.finish()
     labels = _labels(parent)

@@ -57,7 +57,7 @@ svg text{font:11px system-ui,sans-serif;fill:#333}
 """ % THUMB_HEIGHT
 
 _COLOURS = {"edges": "#9e9e9e", "negatives": "#d62728", "positives": "#2ca02c"}
-_LEGEND = {"edges": "all graph edges", "negatives": "certain negatives (same camera, same time)",
+_LEGEND = {"edges": "all graph edges", "negatives": "certain negatives (one camera, same time)",
            "positives": "likely positives (cross-camera mutual nearest neighbours)"}
 
 

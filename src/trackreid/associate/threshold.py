@@ -1,15 +1,14 @@
 """Choosing the merge threshold without labels.
 
 * **Certain negatives**: pairs of tracks of one camera that share a moment are two people.
-  Taken from the graph's edges (the similar-looking pairs clustering actually sees: the
-  hardest negatives); topped up with randomly sampled overlapping pairs when the graph holds
-  few.
+  For each track, the most similar of them (its hardest negative: the best wrong match it
+  certainly has, the counterpart of its best match in another camera).
 * **Likely positives**: cross-camera mutual nearest neighbours (track ``j`` is ``i``'s most
   similar track in ``j``'s camera and the other way round); mostly the same person, plus the
   best wrong match of people seen by one camera only.
 * **The cut**: a two-component Gaussian mixture over both (negatives subsampled to the number
   of positives, so both sides weigh alike); the threshold is where the upper component becomes
-  the more likely one, but never below a high quantile (default 99 %) of the certain negatives.
+  the more likely one, but never below a high quantile (default 90 %) of the hardest negatives.
   Otsu's method replaces the mixture when it does not separate two components.
 
 :func:`auto_threshold` returns the value and a JSON-able ``info`` dict that says how it was
@@ -31,11 +30,12 @@ from trackreid.errors import InputError
 
 log = logging.getLogger(__name__)
 
-NEGATIVE_QUANTILE = 0.99
+NEGATIVE_QUANTILE = 0.9
 MIN_SAMPLES = 20
 MAX_NEGATIVES = 200_000
 FALLBACK = 0.5
 BINS = 50
+MAX_FIT = 20_000  # values the mixture is fitted on (a uniform sample above that)
 
 
 def overlapping_pairs(tracks: TrackSet, limit: int = MAX_NEGATIVES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -140,8 +140,9 @@ def fit_cut(negatives: np.ndarray, positives: np.ndarray, quantile: float = NEGA
     if floor is not None and floor > cut:
         value = floor
         info["method"] = f"{method}+negatives-floor"
-        info["why"] = (f"the {method} cut {cut:.3f} lies below the {quantile:.0%} quantile of the same-camera "
-                       f"overlapping pairs ({floor:.3f}), which are certainly different people: using {floor:.3f}")
+        info["why"] = (f"the {method} cut {cut:.3f} lies below the {quantile:.0%} quantile of the certain "
+                       f"negatives ({floor:.3f}: pairs of one camera at the same time, certainly different "
+                       f"people): using {floor:.3f}")
     else:
         value = cut
         info["method"] = method
@@ -158,7 +159,9 @@ def _mixture_cut(values: np.ndarray, seed: int) -> tuple[float | None, str]:
 
     if len(values) < 2 * MIN_SAMPLES or np.ptp(values) < 1e-6:
         return None, "otsu"
-    gm = GaussianMixture(2, random_state=seed, n_init=3).fit(values.reshape(-1, 1))
+    if len(values) > MAX_FIT:
+        values = np.random.default_rng(seed).choice(values, MAX_FIT, replace=False)
+    gm = GaussianMixture(2, random_state=seed, n_init=2).fit(values.reshape(-1, 1))
     means = gm.means_.ravel()
     lo, hi = int(np.argmin(means)), int(np.argmax(means))
     sd = np.sqrt(gm.covariances_.ravel())
@@ -172,24 +175,43 @@ def _mixture_cut(values: np.ndarray, seed: int) -> tuple[float | None, str]:
     return float(grid[above[0]]), "gmm"
 
 
+def hardest_negatives(tracks: TrackSet, constraints: Constraints, graph: Graph,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(similarities of the certain-negative pairs, each track's hardest one).
+
+    The pairs are every same-camera time-overlapping pair (a uniform sample of ``MAX_NEGATIVES``
+    when there are more) plus those among the graph's edges (the most similar ones). A track's
+    hardest negative is its most similar simultaneous track of its own camera: the best wrong
+    match it certainly has, the counterpart of its best match in another camera.
+    """
+    i, j = overlapping_pairs(tracks, seed=seed)
+    sims = graph.similarity(i, j) if len(i) else np.zeros(0, np.float32)
+    in_graph = constraints.overlapping(graph.i, graph.j)
+    gi, gj, gs = graph.i[in_graph], graph.j[in_graph], graph.sim[in_graph]
+    hardest = np.full(len(tracks), -np.inf)
+    for a, b, v in ((i, j, sims), (gi, gj, gs)):
+        np.maximum.at(hardest, a, v)
+        np.maximum.at(hardest, b, v)
+    return sims, hardest[np.isfinite(hardest)].astype(np.float32)
+
+
 def auto_threshold(tracks: TrackSet, constraints: Constraints | None, graph: Graph,
                    quantile: float = NEGATIVE_QUANTILE, seed: int = 0) -> tuple[float, dict[str, Any]]:
-    """(threshold, info): a cut chosen from the data alone; ``info`` is JSON-able and holds histograms."""
+    """(threshold, info): a cut chosen from the data alone; ``info`` is JSON-able and holds histograms.
+
+    Certain negatives: each track's hardest same-camera simultaneous track
+    (:func:`hardest_negatives`); likely positives: cross-camera mutual nearest neighbours. The
+    cut between them comes from :func:`fit_cut`, never below ``quantile`` of the negatives.
+    """
     cons = constraints if constraints is not None else Constraints(tracks)
     if not 0.5 <= quantile < 1.0:
         raise InputError(f"negative quantile {quantile!r}: expected a value in [0.5, 1)")
-    in_graph = cons.overlapping(graph.i, graph.j)
-    neg = graph.sim[in_graph]
-    source = "graph edges"
-    if len(neg) < 10 * MIN_SAMPLES:
-        i, j = overlapping_pairs(tracks, seed=seed)
-        if len(i):
-            neg = np.concatenate([neg, graph.similarity(i, j)])
-            source = "graph edges + sampled overlapping pairs"
+    all_neg, neg = hardest_negatives(tracks, cons, graph, seed)
     pos = graph.sim[mutual_cross_camera(tracks, graph)]
     value, info = fit_cut(neg, pos, quantile, seed)
-    info["negatives_from"] = source
-    lo = float(min(graph.sim.min(initial=0.0), neg.min(initial=0.0), value - 0.05))
+    info["negatives_from"] = "each track's most similar same-camera track at the same time"
+    info["overlapping_pairs"] = len(all_neg)
+    lo = float(min(graph.sim.min(initial=0.0), all_neg.min(initial=0.0), value - 0.05))
     hi = float(max(graph.sim.max(initial=1.0), pos.max(initial=1.0), value + 0.05))
     edges = np.linspace(lo, hi, BINS + 1)
     info["histogram"] = {
@@ -217,7 +239,7 @@ def plot_threshold(info: dict[str, Any], path: Path, title: str = "") -> Path:
     width = bins[1] - bins[0]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for key, colour, label in (("edges", "#bbbbbb", "all graph edges"),
-                               ("negatives", "#d62728", "certain negatives (same camera, same time)"),
+                               ("negatives", "#d62728", "hardest certain negative per track (same camera, same time)"),
                                ("positives", "#2ca02c", "likely positives (cross-camera mutual NN)")):
         counts = np.asarray(h[key], float)
         if counts.sum() > 0:

@@ -33,7 +33,8 @@ simultaneous pairs (certainly two people) and cross-camera mutual nearest neighb
 one person); it prints the value and why, and saves threshold_histogram.png.
 
 Writes to --output-dir: global_ids.json, global_tracks/<camera>.txt, mtmc.txt (AI City
-layout), summary.json and threshold_histogram.png.
+layout), summary.json, threshold_histogram.png and report.html. Score against ground truth
+with `trackreid evaluate-mtmc --gt GT --pred OUT`. Details: docs/associate.md.
 """
 
 
@@ -125,5 +126,7 @@ def run(args: argparse.Namespace) -> int:
     rej = {k: v for k, v in s["constraints"]["rejected_merges"].items() if v}
     if rej:
         print("merges refused by the constraints: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rej.items()))
-    print(f"wrote {args.output_dir}: global_ids.json, summary.json, mtmc.txt, global_tracks/, threshold_histogram.png")
+    from trackreid.associate.outputs import produces
+
+    print(f"wrote {args.output_dir}: {', '.join(sorted(produces()))}")
     return 0

@@ -1,0 +1,114 @@
+"""Scale of `associate`: time and peak memory for 1k, 10k and 100k tracks over many cameras.
+
+Synthetic clustered features (512-d like OSNet; identities in a 96-d subspace, as real OSNet
+features nearly are) with time spans: identities walk through random cameras (5-60 s between
+them), about 10 tracks per identity, camera bias added (trackreid.associate.synthetic). Each
+measurement runs in its own process, so its peak RSS is its own. The whole association is
+timed: k-NN graph (exact up to 20k tracks; above, an exact search in a 64-d PCA projection
+whose candidates are re-scored in 512-d), auto threshold, constrained clustering. CPU time
+(user + system) is printed beside wall time: on a shared machine it says what an idle one
+would take (wall time about CPU time / cores). The baseline
+is what PP-Human's MTMCT does: sklearn AgglomerativeClustering on the dense N x N cosine
+distance (average linkage, no constraints, at our threshold); it needs O(N^2) memory, so it
+runs up to --baseline-max.
+
+    PYTHONPATH=src python benchmarks/associate_scale.py
+    PYTHONPATH=src python benchmarks/associate_scale.py --sizes 1000,10000 --cameras 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+
+def worker(kind: str, n: int, cameras: int, dim: int, threshold: float | None) -> dict[str, object]:
+    from sklearn.metrics import adjusted_rand_score
+
+    from trackreid.associate.cluster import cluster_graph
+    from trackreid.associate.constraints import Constraints
+    from trackreid.associate.graph import build_graph
+    from trackreid.associate.synthetic import synthetic_tracks
+    from trackreid.associate.threshold import auto_threshold
+
+    ts, identity = synthetic_tracks(n, cameras, dim=dim, rank=96, seed=1)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    u0 = resource.getrusage(resource.RUSAGE_SELF)
+    phases: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if kind == "ours":
+        cons = Constraints(ts)
+        graph = build_graph(ts, 20)
+        phases["graph"] = time.perf_counter() - t0
+        t = time.perf_counter()
+        thr, _ = auto_threshold(ts, cons, graph)
+        phases["threshold"] = time.perf_counter() - t
+        t = time.perf_counter()
+        labels = cluster_graph(ts, graph, thr, cons).labels
+        phases["cluster"] = time.perf_counter() - t
+    else:
+        from sklearn.cluster import AgglomerativeClustering
+
+        thr = float(threshold if threshold is not None else 0.5)
+        labels = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+                                         distance_threshold=1.0 - thr).fit_predict(ts.features)
+    seconds = time.perf_counter() - t0
+    u1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (u1.ru_utime - u0.ru_utime) + (u1.ru_stime - u0.ru_stime)
+    peak = u1.ru_maxrss
+    return {"kind": kind, "n": n, "cameras": cameras, "dim": dim, "seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu, 1),
+            "phases": {k: round(v, 1) for k, v in phases.items()}, "threshold": round(float(thr), 3),
+            "peak_rss_gb": round(peak / 2**20, 2), "rss_before_gb": round(rss0 / 2**20, 2),
+            "identities_found": int(labels.max()) + 1, "identities_true": int(len(np.unique(identity))),
+            "ari": round(float(adjusted_rand_score(identity, labels)), 4)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000,100000", help="comma-separated numbers of tracks")
+    ap.add_argument("--cameras", type=int, default=100)
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--baseline-max", type=int, default=10000, help="largest N for the dense baseline")
+    ap.add_argument("--worker", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--threshold", type=float, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.cameras, args.dim, args.threshold)))
+        return
+    import os
+
+    print(f"load average at start {os.getloadavg()[0]:.1f}, {len(os.sched_getaffinity(0))} CPUs", file=sys.stderr)
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        cmd = [sys.executable, __file__, "--worker", "ours", str(n), "--cameras", str(args.cameras),
+               "--dim", str(args.dim)]
+        ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        rows.append(ours)
+        print(json.dumps(ours), file=sys.stderr)
+        if n <= args.baseline_max:
+            cmd = [sys.executable, __file__, "--worker", "sklearn-dense", str(n), "--cameras", str(args.cameras),
+                   "--dim", str(args.dim), "--threshold", str(ours["threshold"])]
+            base = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            rows.append(base)
+            print(json.dumps(base), file=sys.stderr)
+    print("| tracks | cameras | method | wall time (s) | CPU time (s) | graph / threshold / cluster (s) | "
+          "peak RSS (GB) | identities found / true | ARI |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ph = r["phases"]
+        phases = " / ".join(str(ph[k]) for k in ("graph", "threshold", "cluster")) if ph else "-"
+        method = "ours (sparse k-NN, constrained)" if r["kind"] == "ours" else "sklearn dense average linkage"
+        print(f"| {r['n']:,} | {r['cameras']} | {method} | {r['seconds']} | {r['cpu_seconds']} | {phases} | "
+              f"{r['peak_rss_gb']} | "
+              f"{r['identities_found']:,} / {r['identities_true']:,} | {r['ari']} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""`trackreid associate` on real features (CUHK03 val crops through the real msmt17 OSNet): every output
+format, the cameras file, and bad inputs (one clear line, non-zero exit, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.associate_sites import build_two_cameras, pairwise_scores
+from trackreid.cli.main import main
+from trackreid.io.features import TrackFeatures, read_features, write_features
+from trackreid.io.mot import read_mot
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory, cuhk03_features, msmt_pth):  # type: ignore[no-untyped-def]
+    q, g, qf, gf = cuhk03_features(msmt_pth)
+    root = tmp_path_factory.mktemp("associate_site")
+    folders, truth = build_two_cameras(root, q, g, qf, gf, seed=0)
+    return root, folders, truth
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+    rc = main(["associate", "--quiet", *argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_every_output(site, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    _, (cam_a, cam_b), truth = site
+    out = tmp_path / "step4"
+    rc, stdout, err = _run(capsys, "--features", str(cam_a), "--camera", "camA", "--features", str(cam_b),
+                           "--output-dir", str(out))  # camB named after its folder
+    assert rc == 0, err
+    assert "threshold" in stdout and "identities" in stdout
+    ids = json.loads((out / "global_ids.json").read_text())
+    assert set(ids) == {"camA", "camB"}
+    for cam, folder in (("camA", cam_a), ("camB", cam_b)):
+        assert sorted(int(t) for t in ids[cam]) == sorted(read_features(folder).track_ids.tolist())
+        assert all(isinstance(v, int) and v >= 1 for v in ids[cam].values())
+    # every track of a camera is its own person there (people overlap in time in each camera)
+    scores = pairwise_scores({c: {int(t): g for t, g in v.items()} for c, v in ids.items()}, truth)
+    assert scores["f1"] > 0.2 and scores["precision"] > 0.2, scores  # no association: recall 0, F1 0
+
+    for cam, folder in (("camA", cam_a), ("camB", cam_b)):
+        src = read_mot(folder / "tracks.txt")
+        got = read_mot(out / "global_tracks" / f"{cam}.txt")
+        assert len(got) == len(src)
+        assert np.array_equal(got.frame, src.frame) and np.allclose(got.xywh, src.xywh)
+        assert got.track_id.tolist() == [ids[cam][str(t)] for t in src.track_id.tolist()]
+
+    summary = json.loads((out / "summary.json").read_text())
+    cam_ids = {c["name"]: c["camera_id"] for c in summary["cameras"]}
+    assert cam_ids == {"camA": 1, "camB": 2}
+    rows = [line.split() for line in (out / "mtmc.txt").read_text().splitlines()]
+    assert len(rows) == sum(len(read_mot(f / "tracks.txt")) for f in (cam_a, cam_b))
+    assert all(len(r) == 9 and r[7:] == ["-1", "-1"] for r in rows)
+    row = rows[0]
+    cam = {v: k for k, v in cam_ids.items()}[int(row[0])]
+    assert int(row[1]) in set(ids[cam].values())
+    assert summary["tracks"] == sum(len(v) for v in ids.values())
+    assert summary["identities"] == len({(g) for v in ids.values() for g in v.values()})
+    assert sum(summary["identities_per_number_of_cameras"].values()) == summary["identities"]
+    assert summary["identities_multi_camera"] == summary["identities_per_number_of_cameras"].get("2", 0)
+    assert summary["threshold"]["chosen"] == "auto" and summary["threshold"]["why"]
+    assert set(summary["constraints"]["rejected_merges"]) >= {"same_camera_overlap"}
+    assert set(summary["timings_seconds"]) >= {"graph", "threshold", "cluster", "total"}
+    assert (out / "threshold_histogram.png").read_bytes()[:4] == b"\x89PNG"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+    # a second run refuses to overwrite, and leaves the outputs alone
+    before = (out / "global_ids.json").read_bytes()
+    rc, _, err = _run(capsys, "--features", str(cam_a), "--features", str(cam_b), "--output-dir", str(out))
+    assert rc != 0 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert (out / "global_ids.json").read_bytes() == before
+
+
+def test_cameras_file_fixed_threshold_and_topology(site, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    root, (cam_a, cam_b), truth = site
+    yml = tmp_path / "cameras.yml"
+    yml.write_text(f"cameras:\n  - {{name: camA, features: {cam_a}, fps: 10}}\n"
+                   f"  - {{name: camB, features: {cam_b}, fps: 10, time_offset: 0}}\n"
+                   "links:\n  - {cameras: [camA, camB], transit: [5, 40]}\n")
+    out = tmp_path / "out"
+    rc, stdout, err = _run(capsys, "--cameras", str(yml), "--output-dir", str(out), "--threshold", "0.45")
+    assert rc == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["threshold"]["chosen"] == "fixed" and summary["threshold"]["threshold"] == 0.45
+    assert summary["constraints"]["topology"] == [{"cameras": ["camA", "camB"], "transit": [5.0, 40.0]}]
+    ids = json.loads((out / "global_ids.json").read_text())
+    scores = pairwise_scores({c: {int(t): g for t, g in v.items()} for c, v in ids.items()}, truth)
+    assert scores["f1"] > 0.2, scores
+    # only a transit of 8-30 s happened in this site: a window that excludes it links nobody
+    yml.write_text(yml.read_text().replace("[5, 40]", "[100, 200]"))
+    rc, _, err = _run(capsys, "--cameras", str(yml), "--output-dir", str(out), "--threshold", "0.45", "--overwrite")
+    assert rc == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["identities_multi_camera"] == 0
+    assert summary["constraints"]["rejected_merges"]["topology_transit"] > 0
+
+
+def _variant(src: Path, dst: Path, dims: int | None = None, sha: str | None = None) -> Path:
+    shutil.copytree(src, dst)
+    tf = read_features(dst)
+    if dims:
+        tf = TrackFeatures(tf.track_ids, tf.features[:, :dims], tf.all_features[:, :dims], tf.offsets,
+                           tf.frame_indices, tf.meta)
+    if sha:
+        tf.meta["model"] = {**tf.meta["model"], "weights_sha256": sha}
+    write_features(tf, dst, pkl=False)
+    return dst
+
+
+@pytest.mark.parametrize("case, message", [
+    ("dims", "features have 256 dimensions but"),
+    ("sha", "features of different models cannot be compared"),
+    ("twice", "named twice"),
+    ("missing_file", "no such cameras file"),
+    ("malformed_file", "malformed YAML"),
+    ("unknown_key", "did you mean 'features'"),
+    ("topology_unknown_camera", "camera 'camC' is not one of the cameras"),
+    ("missing_features", "no such features file"),
+])
+def test_bad_input_one_line_nothing_written(site, tmp_path, capsys, case: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    _, (cam_a, cam_b), _ = site
+    out = tmp_path / "out"
+    yml = tmp_path / "cameras.yml"
+    args: list[str] = []
+    if case == "dims":
+        args = ["--features", str(cam_a), "--features", str(_variant(cam_b, tmp_path / "camB", dims=256))]
+    elif case == "sha":
+        args = ["--features", str(cam_a), "--features", str(_variant(cam_b, tmp_path / "camB", sha="ab" * 32))]
+    elif case == "twice":
+        args = ["--features", str(cam_a), "--camera", "x", "--features", str(cam_b), "--camera", "x"]
+    elif case == "missing_file":
+        args = ["--cameras", str(tmp_path / "nope.yml")]
+    elif case == "malformed_file":
+        yml.write_text("cameras:\n  - {name: camA, features: [unclosed\n")
+        args = ["--cameras", str(yml)]
+    elif case == "unknown_key":
+        yml.write_text(f"cameras:\n  - {{name: camA, featurs: {cam_a}}}\n")
+        args = ["--cameras", str(yml)]
+    elif case == "topology_unknown_camera":
+        yml.write_text("links:\n  - {cameras: [camA, camC], transit: [1, 10]}\n")
+        args = ["--features", str(cam_a), "--features", str(cam_b), "--topology", str(yml)]
+    elif case == "missing_features":
+        args = ["--features", str(cam_a), "--features", str(tmp_path / "nothing.npz")]
+    rc, stdout, err = _run(capsys, *args, "--output-dir", str(out))
+    assert rc != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("trackreid associate: error:"), err
+    assert message in lines[0]
+    assert "Traceback" not in err
+    assert not out.exists()

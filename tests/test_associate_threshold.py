@@ -1,0 +1,59 @@
+"""The label-free threshold: known mixtures, the negatives floor, and a clustering it makes work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trackreid.associate import Constraints, auto_threshold
+from trackreid.associate.cluster import cluster_graph
+from trackreid.associate.graph import build_graph
+from trackreid.associate.synthetic import synthetic_tracks
+from trackreid.associate.threshold import fit_cut, mutual_cross_camera, overlapping_pairs, plot_threshold
+
+
+@pytest.mark.parametrize("neg_mean, pos_mean, false_share", [(0.1, 0.7, 0.0), (0.2, 0.6, 0.3), (0.3, 0.8, 0.4)])
+def test_cut_between_known_mixtures(neg_mean: float, pos_mean: float, false_share: float) -> None:
+    rng = np.random.default_rng(0)
+    neg = rng.normal(neg_mean, 0.05, 5000)
+    n_pos = 600
+    n_false = int(false_share * n_pos)  # mutual nearest neighbours that are two people
+    pos = np.concatenate([rng.normal(pos_mean, 0.05, n_pos - n_false), rng.normal(neg_mean + 0.05, 0.05, n_false)])
+    value, info = fit_cut(neg, pos)
+    assert neg_mean + 0.1 < value < pos_mean - 0.1, info
+    assert value >= np.quantile(neg, 0.9)
+    assert info["method"].startswith(("gmm", "otsu"))
+    assert "why" in info and info["negatives"] == 5000
+
+
+def test_never_below_the_negatives_quantile() -> None:
+    rng = np.random.default_rng(1)
+    neg = np.concatenate([rng.normal(0.1, 0.05, 4000), rng.normal(0.55, 0.02, 1000)])  # a hard tail
+    pos = rng.normal(0.7, 0.05, 500)
+    value, info = fit_cut(neg, pos)
+    assert value == pytest.approx(np.quantile(neg, 0.9))
+    assert info["method"].endswith("negatives-floor")
+
+
+def test_too_few_pairs_falls_back_and_says_so() -> None:
+    value, info = fit_cut(np.array([0.1, 0.2]), np.array([0.9]))
+    assert info["method"] == "fallback" and "--threshold" in info["why"]
+    assert value == pytest.approx(np.quantile([0.1, 0.2], 0.9))
+
+
+def test_auto_threshold_separates_synthetic_identities(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ts, identity = synthetic_tracks(4000, 8, dim=128, seed=5)
+    cons = Constraints(ts)
+    graph = build_graph(ts, 20)
+    value, info = auto_threshold(ts, cons, graph)
+    i, j = overlapping_pairs(ts)
+    assert len(i) > 100
+    assert np.all(cons.overlapping(i, j))  # every sampled negative really overlaps in one camera
+    m = mutual_cross_camera(ts, graph)
+    assert len(m) > 0 and np.mean(identity[graph.i[m]] == identity[graph.j[m]]) > 0.8  # mostly one person
+    labels = cluster_graph(ts, graph, value, cons).labels
+    purity = sum(np.bincount(identity[labels == g]).max() for g in np.unique(labels)) / len(ts)
+    assert purity > 0.98, info["why"]
+    assert len(np.unique(labels)) < 1.5 * len(np.unique(identity)), info["why"]
+    png = plot_threshold(info, tmp_path / "h.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
