@@ -18,11 +18,17 @@ Rows of the main table (IDF1 in %, one column per site, then the mean per camera
 * ``true track labels``: each track given its person: the ceiling left by the tracker (misses,
   broken tracks), not by association.
 
+``--proposals`` adds rows for changes proposed to the associate branch, measured here and not
+in the library: Hungarian on de-biased features; a *revisit* constraint (two tracks of one camera
+in one cluster at most 3 s apart: a broken track, not a second visit); a Bayes threshold (see
+:func:`bayes_cut`).
+
 The second table measures each option (de-biasing, re-ranking, set-to-set similarity, NFC,
 linkage) at its auto threshold and at its oracle threshold, as means over all sites.
 
     python benchmarks/associate_bench.py                        # 4 sites, about 15 min on 2 busy cores
     python benchmarks/associate_bench.py --seeds 1 --no-options  # 2 sites, main table only
+    python benchmarks/associate_bench.py --seeds 4 --no-options --proposals
 """
 
 from __future__ import annotations
@@ -247,12 +253,120 @@ def run_ours(p: Prepared, score: Scorer, options: dict[str, Any], exhaustive: bo
     return OursResult(result.threshold, auto, thr, score(ids_from_labels(tracks, labels)), seconds)
 
 
+# --- proposals measured for the associate branch (not in the library) -----------------------------
+
+REVISIT_GAP = 3.0  # seconds: longer than the synth tracker's broken-track gaps, shorter than any revisit
+
+
+class RevisitConstraints(Constraints):
+    """PROPOSAL: two tracks of one camera in one cluster must be at most ``gap`` seconds apart.
+
+    A broken track leaves a short gap; a person does not come back to a camera here. Violations
+    are reported as ``same_camera_overlap`` so that the clustering blocks the pair for good
+    (clusters only grow, so the violation stays).
+    """
+
+    def __init__(self, tracks: TrackSet, gap: float = REVISIT_GAP) -> None:
+        super().__init__(tracks)
+        self.gap = gap
+
+    def check(self, a: Any, b: Any) -> str | None:
+        reason = super().check(a, b)
+        if reason is not None:
+            return reason
+        for cam, ys in b.by_camera.items():
+            xs = a.by_camera.get(cam)
+            if xs:
+                spans = sorted(xs + ys, key=lambda m: self.start[m])
+                if any(self.start[q] - self.end[p] > self.gap for p, q in zip(spans, spans[1:], strict=False)):
+                    return "same_camera_overlap"
+        return None
+
+
+def bayes_cut(tracks: TrackSet, graph: Any, seed: int = 0) -> float:
+    """PROPOSAL: where a cross-camera pair becomes more likely one person than two.
+
+    Null: robust Gaussian (median, 1.4826 MAD) of random cross-camera pairs (nearly all two
+    people). Positives: robust Gaussian of the cross-camera mutual nearest neighbours. Prior:
+    their number over the number of cross-camera pairs.
+    """
+    from scipy.stats import norm
+
+    from trackreid.associate.threshold import mutual_cross_camera
+
+    def robust(x: np.ndarray) -> tuple[float, float]:
+        med = float(np.median(x))
+        return med, max(1e-6, 1.4826 * float(np.median(np.abs(x - med))))
+
+    rng = np.random.default_rng(seed)
+    n = len(tracks)
+    i, j = rng.integers(0, n, 200_000), rng.integers(0, n, 200_000)
+    cross = tracks.camera[i] != tracks.camera[j]
+    m0, s0 = robust(graph.similarity(i[cross], j[cross]))
+    mutual = mutual_cross_camera(tracks, graph)
+    m1, s1 = robust(graph.sim[mutual])
+    counts = np.bincount(tracks.camera, minlength=len(tracks.cameras)).astype(float)
+    pairs = (counts.sum() ** 2 - (counts ** 2).sum()) / 2
+    prior = min(0.5, max(len(mutual), 1) / max(pairs, 1.0))
+    xs = np.linspace(m0, max(m1, m0 + 0.01), 4001)
+    llr = norm.logpdf(xs, m1, s1) - norm.logpdf(xs, m0, s0) + np.log(prior / (1 - prior))
+    return float(xs[np.argmax(llr >= 0)]) if (llr >= 0).any() else m1
+
+
+def run_proposals(score: Scorer, tracks: TrackSet) -> dict[str, float]:
+    """IDF1 (%) of the proposals on one site (best thresholds by a coarse-to-fine search)."""
+    from trackreid.associate.graph import debiased
+
+    out: dict[str, float] = {}
+    deb = TrackSet(tracks.cameras, tracks.camera, tracks.track_id, tracks.start, tracks.end, debiased(tracks)[0])
+    out["Hungarian on de-biased features, oracle threshold"] = 100 * run_hungarian(deb, score)[1]
+    full = tracks
+    graph = build_graph(full, 20)
+    plain, revisit = Constraints(full), RevisitConstraints(full)
+    auto, _ = auto_threshold(full, plain, graph)
+    bayes = bayes_cut(full, graph)
+
+    def at(thr: float, cons: Constraints) -> float:
+        return 100 * float(score(ids_from_labels(full, cluster_graph(full, graph, thr, cons).labels))["idf1"])
+
+    cands = np.unique(np.round(graph.sim[graph.sim >= np.quantile(graph.sim, 0.5)], 4))
+    out["ours, Bayes cut"] = at(bayes, plain)
+    out[f"ours + revisit <= {REVISIT_GAP:g} s, --threshold auto"] = at(auto, revisit)
+    out[f"ours + revisit <= {REVISIT_GAP:g} s, Bayes cut"] = at(bayes, revisit)
+    out[f"ours + revisit <= {REVISIT_GAP:g} s, oracle threshold"] = best_over(cands, lambda t: at(t, revisit))[1]
+    return out
+
+
+def run_options(p: Prepared, score: Scorer, default: OursResult | None,
+                opt_rows: dict[str, list[tuple[float, float]]], record: dict[str, Any]) -> None:
+    """Every option at its auto threshold and at its best threshold (coarse-to-fine search)."""
+    for name, opts in OPTIONS.items():
+        r = default if (default is not None and not opts) else run_ours(p, score, opts, exhaustive=False)
+        opt_rows[name].append((100 * r.auto["idf1"], 100 * r.oracle["idf1"]))
+        record["options"].setdefault(name, []).append(
+            {"site": p.label, "auto_threshold": r.auto_threshold, "auto_idf1": r.auto["idf1"],
+             "oracle_threshold": r.oracle_threshold, "oracle_idf1": r.oracle["idf1"]})
+
+
+def print_options(opt_rows: dict[str, list[tuple[float, float]]]) -> None:
+    print("\nOptions: IDF1 (%) at the auto threshold / at the best threshold, mean over the sites\n")
+    print("| option | auto | best threshold | auto per site |")
+    print("|---|---|---|---|")
+    for name, vals in opt_rows.items():
+        a = [x for x, _ in vals]
+        o = [y for _, y in vals]
+        print(f"| {name} | {np.mean(a):.1f} | {np.mean(o):.1f} | " + ", ".join(f"{x:.1f}" for x in a) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "associate_bench",
                     help="sites and features (reused when present)")
     ap.add_argument("--seeds", type=int, default=2, help="sites per camera count (default 2)")
     ap.add_argument("--no-options", action="store_true", help="skip the table of options")
+    ap.add_argument("--proposals", action="store_true",
+                    help="add rows for changes proposed to the associate branch (revisit constraint, Bayes cut)")
+    ap.add_argument("--options-only", action="store_true", help="only the table of options")
     ap.add_argument("--json", type=Path, help="also write every number to this file")
     args = ap.parse_args()
 
@@ -274,12 +388,19 @@ def main() -> None:
     for p in prepared:
         score = Scorer(p)
         tracks, _ = load_cameras(p.cameras, with_crops=False)
+        if args.options_only:
+            run_options(p, score, None, opt_rows, record)
+            print(f"  done {p.label} ({score.calls} evaluations, {time.perf_counter() - t0:.0f} s so far)", flush=True)
+            continue
         none = score(no_association(tracks))
         h_thr, h_idf1 = run_hungarian(tracks, score)
         truth = score(p.truth)
         ours = run_ours(p, score, {})
         n_tracks = len(tracks)
         n_people = len({g for m in p.truth.values() for g in m.values()})
+        if args.proposals:
+            for key, v in run_proposals(score, tracks).items():
+                rows.setdefault(key, []).append(v)
         for key, v in (("no association", none["idf1"]), ("Hungarian, oracle threshold", h_idf1),
                        ("ours, --threshold auto", ours.auto["idf1"]), ("ours, oracle threshold", ours.oracle["idf1"]),
                        ("true track labels", truth["idf1"])):
@@ -293,14 +414,13 @@ def main() -> None:
                                 "ours_auto_threshold": ours.auto_threshold, "ours_oracle": ours.oracle,
                                 "ours_oracle_threshold": ours.oracle_threshold, "true_labels": truth})
         if not args.no_options:
-            for name, opts in OPTIONS.items():
-                r = ours if not opts else run_ours(p, score, opts, exhaustive=False)
-                opt_rows[name].append((100 * r.auto["idf1"], 100 * r.oracle["idf1"]))
-                record["options"].setdefault(name, []).append(
-                    {"site": p.label, "auto_threshold": r.auto_threshold, "auto_idf1": r.auto["idf1"],
-                     "oracle_threshold": r.oracle_threshold, "oracle_idf1": r.oracle["idf1"]})
+            run_options(p, score, ours, opt_rows, record)
         print(f"  done {p.label} ({score.calls} evaluations, {time.perf_counter() - t0:.0f} s so far)", flush=True)
 
+    if args.options_only:
+        print_options(opt_rows)
+        print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+        return
     labels = [p.label for p in prepared]
     groups = {g: [i for i, p in enumerate(prepared) if p.label.startswith(g)] for g in SITES}
     head = ["method", *labels, *(f"mean {g}" for g in SITES), "mean all"]
@@ -320,13 +440,7 @@ def main() -> None:
           f"ours-auto within 1 IDF1 of ours-oracle: gap {orc.mean() - auto.mean():.1f} "
           f"({'met' if orc.mean() - auto.mean() <= 1.0 else 'MISSED'}; largest per site {(orc - auto).max():.1f})")
     if not args.no_options:
-        print("\nOptions: IDF1 (%) at the auto threshold / at the oracle threshold, mean over all sites\n")
-        print("| option | auto | oracle | auto per site |")
-        print("|---|---|---|---|")
-        for name, vals in opt_rows.items():
-            a = [x for x, _ in vals]
-            o = [y for _, y in vals]
-            print(f"| {name} | {np.mean(a):.1f} | {np.mean(o):.1f} | " + ", ".join(f"{x:.1f}" for x in a) + " |")
+        print_options(opt_rows)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     if args.json:
         record["table"] = rows

@@ -44,17 +44,18 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .muted{color:#6e6e73}.facts{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}
 .fact{background:#fff;border:1px solid #ddd;border-radius:8px;padding:8px 12px}
 .fact b{display:block;font-size:20px}
-table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:6px 8px;vertical-align:top;text-align:left}
+table{border-collapse:collapse;background:#fff}
+td,th{border:1px solid #ddd;padding:6px 8px;vertical-align:top;text-align:left}
 th{background:#f0f0f2}
 .gid{font-weight:600;font-size:16px;white-space:nowrap}
 .cam{min-width:140px}.camname{font-weight:600}.track{font-size:12px;color:#444;margin:2px 0}
 .thumbs{display:flex;flex-wrap:wrap;gap:3px;margin-top:4px}
-.thumbs img{height:%dpx;border-radius:3px;border:1px solid #ccc}
+.thumbs img{height:THUMBpx;border-radius:3px;border:1px solid #ccc}
 .nocrop{font-size:12px;color:#999;font-style:italic}
 .pairs{font-size:12px;font-family:ui-monospace,Menlo,Consolas,monospace;white-space:nowrap}
 .below{color:#c62828;font-weight:600}.why{max-width:900px}
 svg text{font:11px system-ui,sans-serif;fill:#333}
-""" % THUMB_HEIGHT
+""".replace("THUMB", str(THUMB_HEIGHT))
 
 _COLOURS = {"edges": "#9e9e9e", "negatives": "#d62728", "positives": "#2ca02c"}
 _LEGEND = {"edges": "all graph edges", "negatives": "certain negatives (one camera, same time)",
@@ -160,7 +161,7 @@ def _identity_row(result: Association, lab: int, rows: list[int], crops: dict[st
         if not mine:
             cells.append("<td class='cam empty'></td>")
             continue
-        lines = "".join(f"<div class='track'>track {int(t.track_id[r])}, {_span(result, r)}</div>" for r in mine)
+        spans = "".join(f"<div class='track'>track {int(t.track_id[r])}, {_span(result, r)}</div>" for r in mine)
         thumbs: list[str] = []
         for r in mine:
             if len(thumbs) >= THUMBS_PER_CAMERA:
@@ -171,7 +172,7 @@ def _identity_row(result: Association, lab: int, rows: list[int], crops: dict[st
         pics = (f"<div class='thumbs'>{''.join(thumbs)}</div>" if thumbs
                 else "<div class='nocrop'>no crops (extract --save-crops)</div>")
         cells.append(f"<td class='cam' data-camera='{html.escape(t.cameras[c])}'>"
-                     f"<div class='camname'>{html.escape(t.cameras[c])}</div>{lines}{pics}</td>")
+                     f"<div class='camname'>{html.escape(t.cameras[c])}</div>{spans}{pics}</td>")
     pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:] if t.camera[a] != t.camera[b]]
     pairs_html = ""
     if pairs and result.graph is not None:
