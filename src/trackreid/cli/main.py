@@ -29,6 +29,7 @@ SUBCOMMANDS = (
     "reduce",
     "prepare_data",
     "train",
+    "adapt",
     "associate",
     "evaluate_mtmc",
     "run",

@@ -73,7 +73,7 @@ class TrainResult:
 
 
 @contextlib.contextmanager
-def _stop_on_sigint() -> Iterator[threading.Event]:
+def stop_on_sigint() -> Iterator[threading.Event]:
     """First Ctrl-C asks the loop to stop at the next safe point (and save); a second one aborts."""
     flag = threading.Event()
     if threading.current_thread() is not threading.main_thread():
@@ -484,7 +484,7 @@ def train(
     log.info("training %s (%d identities, %d images, %d iterations/epoch) on %s -> %s", run.arch, run.num_classes,
              len(run.train_set), run.iters_per_epoch, device, out)
     deadline = time.monotonic() + 60 * max_minutes if max_minutes else None
-    with _stop_on_sigint() as stop:
+    with stop_on_sigint() as stop:
         reason = run.loop(stop, stop_after, deadline)
     result = TrainResult(out, run.epoch, run.iteration, reason, None, history=run.history, notes=notes,
                          best_metrics=run.best)
