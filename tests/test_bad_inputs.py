@@ -393,6 +393,28 @@ BAD: list[Bad] = [
     Bad("train-wrong-type", _config("SOLVER:\n  MAX_EPOCH: many\n"), ("train.yml:2", "MAX_EPOCH")),
     Bad("train-binary-config", _config(bytes(range(256))), ("train.yml", "config")),
     Bad("models-download-unknown", lambda k, t: ["models", "download", "osnet_x9"], ("osnet_x9", "models list")),
+    # association, site runs, adaptation
+    Bad("associate-missing-features", lambda k, t: ["associate", "--features", str(t / "nowhere"), "--output-dir",
+                                                    str(t / "out")], ("nowhere", "no such")),
+    Bad("associate-camera-named-twice", lambda k, t: ["associate", "--features", str(k.features), "--camera", "a",
+                                                      "--features", str(k.features), "--camera", "a",
+                                                      "--output-dir", str(t / "out")], ("'a'", "twice")),
+    Bad("associate-text-features", lambda k, t: ["associate", "--features", str(_features_file("f.npz", b"hi")(k, t)),
+                                                 "--output-dir", str(t / "out")], ("f.npz", "features")),
+    Bad("evaluate-mtmc-missing-gt", lambda k, t: ["evaluate-mtmc", "--gt", str(t / "nogt"), "--pred", str(t)],
+        ("nogt", "no such", "--gt")),
+    Bad("run-missing-site", lambda k, t: ["run", "--site", str(t / "missing.yml"), "--output-dir", str(t / "out")],
+        ("missing.yml", "no such", "--site")),
+    Bad("run-unknown-site-key", lambda k, t: ["run", "--site", str(_write("site.yml", (
+        "cameras:\n  - {name: a, video: a.mp4, tracks: a.txt}\nreid_modle: w.pth\n"))(t)), "--output-dir",
+        str(t / "out")], ("site.yml", "reid_modle", "reid_model")),
+    Bad("adapt-missing-features", lambda k, t: ["adapt", "--features", str(t / "nowhere"), "--reid-model",
+                                                str(k.weights), "--output-dir", str(t / "out")],
+        ("nowhere", "no such", "--save-crops")),
+    Bad("adapt-metadata-not-extract", lambda k, t: ["adapt", "--features", str(_write("track_metadata.json", "{}")(t)
+                                                                              .parent), "--reid-model", str(k.weights),
+                                                    "--output-dir", str(t / "out")],
+        ("track_metadata.json", "tracks")),
 ]
 
 
@@ -414,6 +436,7 @@ def test_the_battery_covers_every_command() -> None:
     assert len(BAD) >= 40
     prefixes = {c.name.split("-")[0] for c in BAD}
     covered = {{"prepare": "prepare_data", "export": "export_onnx"}.get(p, p) for p in prefixes}
+    covered |= {"evaluate_mtmc"} if any(c.name.startswith("evaluate-mtmc-") for c in BAD) else set()
     if prefixes & {"model", "video", "folder", "source", "tracks", "output"}:
         covered.add("extract")
     assert set(SUBCOMMANDS) - {"demo"} <= covered, set(SUBCOMMANDS) - covered
