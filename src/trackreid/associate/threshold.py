@@ -6,15 +6,17 @@
 * **Likely positives**: cross-camera mutual nearest neighbours (track ``j`` is ``i``'s most
   similar track in ``j``'s camera and the other way round); mostly the same person, plus the
   best wrong match of people seen by one camera only.
-* **Different people** (the null): random pairs of tracks of two different cameras; nearly
-  all are two people.
+* **Different people** (the null): the cross-camera edges of the similarity graph (each
+  track's ``k`` most similar tracks); a track has at most one match per other camera, so
+  nearly all of them are two people. They are the pairs the clustering will see.
 * **The cut** (``method="bayes"``, the default): a robust Gaussian (median, 1.4826 x MAD) for
   each of the null and the likely positives, and a prior: the number of likely positives over
-  the number of cross-camera pairs (at most one match per track and camera). The threshold is
-  where a pair becomes more likely one person than two (posterior log-odds >= 0). The robust
-  fits ignore the likely positives' tail of wrong matches and the null's rare true pairs; the
-  prior is what a mixture fitted on balanced samples lacks (most pairs are two people, so the
-  cut must sit high in the positives).
+  the number of cross-camera edges. The threshold is where an edge becomes more likely one
+  person than two (posterior log-odds >= 0). The robust fits ignore the likely positives' tail
+  of wrong matches and the null's few true pairs; the prior is what a mixture fitted on
+  balanced samples lacks (most edges are two people, so the cut sits high in the positives).
+  Random cross-camera pairs as the null (prior over all cross-camera pairs) were measured
+  too and cut higher, at a lower IDF1 (docs/associate.md).
 * ``method="mixture"`` (the first method, kept for comparison): a two-component Gaussian
   mixture over the hardest negatives and the likely positives (negatives subsampled to the
   number of positives), cut where the upper component becomes the more likely one, but never
@@ -47,7 +49,6 @@ MAX_NEGATIVES = 200_000
 FALLBACK = 0.5
 BINS = 50
 MAX_FIT = 20_000  # values the mixture is fitted on (a uniform sample above that)
-NULL_PAIRS = 200_000  # random cross-camera pairs drawn for the null
 METHODS = ("bayes", "mixture")
 
 
@@ -194,17 +195,6 @@ def robust_gaussian(values: np.ndarray) -> tuple[float, float]:
     return med, max(1e-6, 1.4826 * float(np.median(np.abs(values - med))))
 
 
-def cross_camera_pairs(tracks: TrackSet, limit: int = NULL_PAIRS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """About ``limit`` uniformly random pairs ``(i, j)`` of tracks of two different cameras."""
-    n = len(tracks)
-    if n < 2 or len(np.unique(tracks.camera)) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    rng = np.random.default_rng(seed)
-    i, j = rng.integers(0, n, limit), rng.integers(0, n, limit)
-    keep = tracks.camera[i] != tracks.camera[j]
-    return i[keep], j[keep]
-
-
 def bayes_cut(null: np.ndarray, positives: np.ndarray, prior: float) -> tuple[float, dict[str, Any]]:
     """Where a pair becomes more likely one person than two; see the module docstring.
 
@@ -218,7 +208,7 @@ def bayes_cut(null: np.ndarray, positives: np.ndarray, prior: float) -> tuple[fl
     info: dict[str, Any] = {"null_pairs": len(null), "positives": len(pos)}
     if len(null) < MIN_SAMPLES or len(pos) < MIN_POSITIVES:
         value = float(np.median(pos)) if len(pos) else FALLBACK
-        info.update(method="fallback", why=f"too few pairs to fit ({len(null)} cross-camera pairs, {len(pos)} likely "
+        info.update(method="fallback", why=f"too few pairs to fit ({len(null)} cross-camera edges, {len(pos)} likely "
                     f"positives); using {'the positives median' if len(pos) else 'the default'} {value:.3f}; "
                     "pass --threshold to set it")
         return value, info
@@ -231,9 +221,9 @@ def bayes_cut(null: np.ndarray, positives: np.ndarray, prior: float) -> tuple[fl
     above = np.flatnonzero(llr >= 0)
     value = float(xs[above[0]]) if len(above) else m1
     info.update(method="bayes", why=(
-        f"a pair is more likely one person than two from {value:.3f} on: cross-camera pairs "
-        f"(two people) ~ N({m0:.3f}, {s0:.3f}), mutual nearest neighbours ~ N({m1:.3f}, {s1:.3f}) "
-        f"(robust fits), prior {prior:.2g} of pairs being one person"))
+        f"a pair is more likely one person than two from {value:.3f} on: cross-camera graph edges "
+        f"(mostly two people) ~ N({m0:.3f}, {s0:.3f}), mutual nearest neighbours ~ N({m1:.3f}, {s1:.3f}) "
+        f"(robust fits), prior {prior:.2g} of edges being one person"))
     return value, info
 
 
@@ -263,7 +253,7 @@ def auto_threshold(tracks: TrackSet, constraints: Constraints | None, graph: Gra
     """(threshold, info): a cut chosen from the data alone; ``info`` is JSON-able and holds histograms.
 
     Likely positives: cross-camera mutual nearest neighbours. ``method="bayes"``: the cut of
-    :func:`bayes_cut` against random cross-camera pairs; ``"mixture"``: :func:`fit_cut` against
+    :func:`bayes_cut` against the graph's cross-camera edges; ``"mixture"``: :func:`fit_cut` against
     each track's hardest same-camera simultaneous track (:func:`hardest_negatives`), never below
     ``quantile`` of them. Both kinds of negatives go into the histogram.
     """
@@ -275,12 +265,10 @@ def auto_threshold(tracks: TrackSet, constraints: Constraints | None, graph: Gra
     all_neg, neg = hardest_negatives(tracks, cons, graph, seed)
     mutual = mutual_cross_camera(tracks, graph)
     pos = graph.sim[mutual]
-    ci, cj = cross_camera_pairs(tracks, seed=seed)
-    null = graph.similarity(ci, cj) if len(ci) else np.zeros(0, np.float32)
+    null = graph.sim[tracks.camera[graph.i] != tracks.camera[graph.j]]
     if method == "bayes":
-        counts = np.bincount(tracks.camera, minlength=len(tracks.cameras)).astype(np.float64)
-        pairs = (counts.sum() ** 2 - (counts ** 2).sum()) / 2
-        value, info = bayes_cut(null, pos, len(mutual) / max(pairs, 1.0))
+        value, info = bayes_cut(null, pos, len(mutual) / max(len(null), 1))
+        info["null_from"] = "the cross-camera edges of the similarity graph"
         info["negatives"] = len(neg)
     else:
         value, info = fit_cut(neg, pos, quantile, seed)
@@ -315,7 +303,7 @@ def plot_threshold(info: dict[str, Any], path: Path, title: str = "") -> Path:
     width = bins[1] - bins[0]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for key, colour, label in (("edges", "#bbbbbb", "all graph edges"),
-                               ("null", "#1f77b4", "random cross-camera pairs (mostly two people)"),
+                               ("null", "#1f77b4", "cross-camera graph edges (mostly two people)"),
                                ("negatives", "#d62728", "hardest certain negative per track (same camera, same time)"),
                                ("positives", "#2ca02c", "likely positives (cross-camera mutual NN)")):
         counts = np.asarray(h.get(key, []), float)
