@@ -28,12 +28,14 @@ the camera pairs a person can walk between and their transit time in seconds:
   links:
     - {cameras: [cam1, cam2], transit: [2, 30]}
 Only listed pairs link directly; --max-gap S bounds the time between a person's tracks.
---revisit-gap S: a person's tracks in one camera are at most S seconds apart (pieces of one
-visit broken by the tracker); REVISIT_DEFAULT
+--revisit-gap S (default 3): a person's tracks in ONE camera are at most S seconds apart
+(pieces of one visit the tracker broke): someone who comes back to a camera later gets a
+second identity. Where people do come back (shops, offices), pass --revisit-gap none.
 
---threshold auto (default) picks the similarity cut without labels, between same-camera
-simultaneous pairs (certainly two people) and cross-camera mutual nearest neighbours (mostly
-one person); it prints the value and why, and saves threshold_histogram.png.
+--threshold auto (default) picks the similarity cut without labels: where a cross-camera
+pair becomes more likely one person than two, from the graph's cross-camera edges (mostly two
+people) and cross-camera mutual nearest neighbours (mostly one person); it prints the value
+and why, and saves threshold_histogram.png.
 
 Writes to --output-dir: global_ids.json, global_tracks/<camera>.txt, mtmc.txt (AI City
 layout), summary.json, threshold_histogram.png and report.html. Score against ground truth
