@@ -7,8 +7,9 @@
   similar track in ``j``'s camera and the other way round); mostly the same person, plus the
   best wrong match of people seen by one camera only.
 * **Different people** (the null): the cross-camera edges of the similarity graph (each
-  track's ``k`` most similar tracks); a track has at most one match per other camera, so
-  nearly all of them are two people. They are the pairs the clustering will see.
+  track's ``k`` most similar tracks) other than the likely positives; a track has at most one
+  match per other camera, so nearly all of them are two people. They are the pairs the
+  clustering will see.
 * **The cut** (``method="bayes"``, the default): a robust Gaussian (median, 1.4826 x MAD) for
   each of the null and the likely positives, and a prior: the number of likely positives over
   the number of cross-camera edges. The threshold is where an edge becomes more likely one
@@ -265,10 +266,11 @@ def auto_threshold(tracks: TrackSet, constraints: Constraints | None, graph: Gra
     all_neg, neg = hardest_negatives(tracks, cons, graph, seed)
     mutual = mutual_cross_camera(tracks, graph)
     pos = graph.sim[mutual]
-    null = graph.sim[tracks.camera[graph.i] != tracks.camera[graph.j]]
+    cross = np.flatnonzero(tracks.camera[graph.i] != tracks.camera[graph.j])
+    null = graph.sim[np.setdiff1d(cross, mutual)]
     if method == "bayes":
-        value, info = bayes_cut(null, pos, len(mutual) / max(len(null), 1))
-        info["null_from"] = "the cross-camera edges of the similarity graph"
+        value, info = bayes_cut(null, pos, len(mutual) / max(len(cross), 1))
+        info["null_from"] = "the cross-camera edges of the similarity graph, less the likely positives"
         info["negatives"] = len(neg)
     else:
         value, info = fit_cut(neg, pos, quantile, seed)
