@@ -18,17 +18,16 @@ Rows of the main table (IDF1 in %, one column per site, then the mean per camera
 * ``true track labels``: each track given its person: the ceiling left by the tracker (misses,
   broken tracks), not by association.
 
-``--proposals`` adds rows for changes proposed to the associate branch, measured here and not
-in the library: Hungarian on de-biased features; a *revisit* constraint (two tracks of one camera
-in one cluster at most 3 s apart: a broken track, not a second visit); a Bayes threshold (see
-:func:`bayes_cut`).
+* ``ours, --revisit-gap none, auto``: ours without the revisit rule (for deployments where
+  people come back to a camera), at its auto threshold.
 
 The second table measures each option (de-biasing, re-ranking, set-to-set similarity, NFC,
 linkage) at its auto threshold and at its oracle threshold, as means over all sites.
 
     python benchmarks/associate_bench.py                        # 4 sites, about 15 min on 2 busy cores
     python benchmarks/associate_bench.py --seeds 1 --no-options  # 2 sites, main table only
-    python benchmarks/associate_bench.py --seeds 4 --no-options --proposals
+    python benchmarks/associate_bench.py --seeds 4 --no-options                 # seeds 0-3
+    python benchmarks/associate_bench.py --seeds 4 --first-seed 4 --no-options  # held-out seeds 4-7
 """
 
 from __future__ import annotations
@@ -65,6 +64,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "+ re-rank": {"rerank": True},
     "+ set-to-set": {"set_similarity": True},
     "+ NFC": {"centralize": "nfc"},
+    "--revisit-gap none": {"revisit_gap": None},
     "single linkage": {"linkage": "single"},
     "complete linkage": {"linkage": "complete"},
 }
@@ -236,7 +236,7 @@ def run_ours(p: Prepared, score: Scorer, options: dict[str, Any], exhaustive: bo
     auto = score(result.global_ids)
     # the same pipeline by its parts, to sweep the threshold without rebuilding the graph
     tracks, _ = load_cameras(p.cameras, with_crops=config.set_similarity)
-    cons = Constraints(tracks)
+    cons = Constraints(tracks, revisit_gap=config.revisit_gap)
     graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,
                         set_similarity=config.set_similarity, rerank=config.rerank)
     value, _ = auto_threshold(tracks, cons, graph)
@@ -251,90 +251,6 @@ def run_ours(p: Prepared, score: Scorer, options: dict[str, Any], exhaustive: bo
     thr, _ = best_over(cands, at, coarse=len(cands) if exhaustive else 24)
     labels = cluster_graph(tracks, graph, thr, cons, config.linkage).labels
     return OursResult(result.threshold, auto, thr, score(ids_from_labels(tracks, labels)), seconds)
-
-
-# --- proposals measured for the associate branch (not in the library) -----------------------------
-
-REVISIT_GAP = 3.0  # seconds: longer than the synth tracker's broken-track gaps, shorter than any revisit
-
-
-class RevisitConstraints(Constraints):
-    """PROPOSAL: two tracks of one camera in one cluster must be at most ``gap`` seconds apart.
-
-    A broken track leaves a short gap; a person does not come back to a camera here. Violations
-    are reported as ``same_camera_overlap`` so that the clustering blocks the pair for good
-    (clusters only grow, so the violation stays).
-    """
-
-    def __init__(self, tracks: TrackSet, gap: float = REVISIT_GAP) -> None:
-        super().__init__(tracks)
-        self.gap = gap
-
-    def check(self, a: Any, b: Any) -> str | None:
-        reason = super().check(a, b)
-        if reason is not None:
-            return reason
-        for cam, ys in b.by_camera.items():
-            xs = a.by_camera.get(cam)
-            if xs:
-                spans = sorted(xs + ys, key=lambda m: self.start[m])
-                if any(self.start[q] - self.end[p] > self.gap for p, q in zip(spans, spans[1:], strict=False)):
-                    return "same_camera_overlap"
-        return None
-
-
-def bayes_cut(tracks: TrackSet, graph: Any, seed: int = 0) -> float:
-    """PROPOSAL: where a cross-camera pair becomes more likely one person than two.
-
-    Null: robust Gaussian (median, 1.4826 MAD) of random cross-camera pairs (nearly all two
-    people). Positives: robust Gaussian of the cross-camera mutual nearest neighbours. Prior:
-    their number over the number of cross-camera pairs.
-    """
-    from scipy.stats import norm
-
-    from trackreid.associate.threshold import mutual_cross_camera
-
-    def robust(x: np.ndarray) -> tuple[float, float]:
-        med = float(np.median(x))
-        return med, max(1e-6, 1.4826 * float(np.median(np.abs(x - med))))
-
-    rng = np.random.default_rng(seed)
-    n = len(tracks)
-    i, j = rng.integers(0, n, 200_000), rng.integers(0, n, 200_000)
-    cross = tracks.camera[i] != tracks.camera[j]
-    m0, s0 = robust(graph.similarity(i[cross], j[cross]))
-    mutual = mutual_cross_camera(tracks, graph)
-    m1, s1 = robust(graph.sim[mutual])
-    counts = np.bincount(tracks.camera, minlength=len(tracks.cameras)).astype(float)
-    pairs = (counts.sum() ** 2 - (counts ** 2).sum()) / 2
-    prior = min(0.5, max(len(mutual), 1) / max(pairs, 1.0))
-    xs = np.linspace(m0, max(m1, m0 + 0.01), 4001)
-    llr = norm.logpdf(xs, m1, s1) - norm.logpdf(xs, m0, s0) + np.log(prior / (1 - prior))
-    return float(xs[np.argmax(llr >= 0)]) if (llr >= 0).any() else m1
-
-
-def run_proposals(score: Scorer, tracks: TrackSet) -> dict[str, float]:
-    """IDF1 (%) of the proposals on one site (best thresholds by a coarse-to-fine search)."""
-    from trackreid.associate.graph import debiased
-
-    out: dict[str, float] = {}
-    deb = TrackSet(tracks.cameras, tracks.camera, tracks.track_id, tracks.start, tracks.end, debiased(tracks)[0])
-    out["Hungarian on de-biased features, oracle threshold"] = 100 * run_hungarian(deb, score)[1]
-    full = tracks
-    graph = build_graph(full, 20)
-    plain, revisit = Constraints(full), RevisitConstraints(full)
-    auto, _ = auto_threshold(full, plain, graph)
-    bayes = bayes_cut(full, graph)
-
-    def at(thr: float, cons: Constraints) -> float:
-        return 100 * float(score(ids_from_labels(full, cluster_graph(full, graph, thr, cons).labels))["idf1"])
-
-    cands = np.unique(np.round(graph.sim[graph.sim >= np.quantile(graph.sim, 0.5)], 4))
-    out["ours, Bayes cut"] = at(bayes, plain)
-    out[f"ours + revisit <= {REVISIT_GAP:g} s, --threshold auto"] = at(auto, revisit)
-    out[f"ours + revisit <= {REVISIT_GAP:g} s, Bayes cut"] = at(bayes, revisit)
-    out[f"ours + revisit <= {REVISIT_GAP:g} s, oracle threshold"] = best_over(cands, lambda t: at(t, revisit))[1]
-    return out
 
 
 def run_options(p: Prepared, score: Scorer, default: OursResult | None,
@@ -364,8 +280,7 @@ def main() -> None:
                     help="sites and features (reused when present)")
     ap.add_argument("--seeds", type=int, default=2, help="sites per camera count (default 2)")
     ap.add_argument("--no-options", action="store_true", help="skip the table of options")
-    ap.add_argument("--proposals", action="store_true",
-                    help="add rows for changes proposed to the associate branch (revisit constraint, Bayes cut)")
+    ap.add_argument("--first-seed", type=int, default=0, help="seed of the first site (default 0; 4: held-out sites)")
     ap.add_argument("--options-only", action="store_true", help="only the table of options")
     ap.add_argument("--json", type=Path, help="also write every number to this file")
     args = ap.parse_args()
@@ -376,12 +291,12 @@ def main() -> None:
     t0 = time.perf_counter()
     embedder = build_embedder(data_dir() / "weights" / "osnet_x0_25_msmt17.pth", device="cpu", batch_size=64)
     prepared = [prepare(args.work, label, kw, seed, embedder) for label, kw in SITES.items()
-                for seed in range(args.seeds)]
+                for seed in range(args.first_seed, args.first_seed + args.seeds)]
     print(f"sites composed and extracted in {time.perf_counter() - t0:.0f} s")
 
     rows: dict[str, list[float]] = {k: [] for k in ("no association", "Hungarian, oracle threshold",
                                                    "ours, --threshold auto", "ours, oracle threshold",
-                                                   "true track labels")}
+                                                   "ours, --revisit-gap none, auto", "true track labels")}
     notes: list[str] = []
     opt_rows: dict[str, list[tuple[float, float]]] = {k: [] for k in OPTIONS}
     record: dict[str, Any] = {"sites": [], "options": {}}
@@ -398,12 +313,10 @@ def main() -> None:
         ours = run_ours(p, score, {})
         n_tracks = len(tracks)
         n_people = len({g for m in p.truth.values() for g in m.values()})
-        if args.proposals:
-            for key, v in run_proposals(score, tracks).items():
-                rows.setdefault(key, []).append(v)
+        no_revisit = score(associate(p.cameras, AssociateConfig(revisit_gap=None)).global_ids)
         for key, v in (("no association", none["idf1"]), ("Hungarian, oracle threshold", h_idf1),
                        ("ours, --threshold auto", ours.auto["idf1"]), ("ours, oracle threshold", ours.oracle["idf1"]),
-                       ("true track labels", truth["idf1"])):
+                       ("ours, --revisit-gap none, auto", no_revisit["idf1"]), ("true track labels", truth["idf1"])):
             rows[key].append(100 * float(v))
         notes.append(f"{p.label}: {n_tracks} tracks, {n_people} people; Hungarian best threshold {h_thr:.3f}; "
                      f"ours auto threshold {ours.auto_threshold:.3f} (IDP {100 * ours.auto['idp']:.1f}, IDR "

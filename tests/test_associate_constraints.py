@@ -19,7 +19,8 @@ from trackreid.embed.preprocess import l2_normalize
 from trackreid.errors import InputError
 
 
-def violations(ts: TrackSet, labels: np.ndarray, links: dict | None, max_gap: float | None) -> list[str]:
+def violations(ts: TrackSet, labels: np.ndarray, links: dict | None, max_gap: float | None,
+               revisit_gap: float | None = None) -> list[str]:
     """Brute force, independent of the code under test: every pair, every path step."""
     out = []
     for g in np.unique(labels):
@@ -28,6 +29,11 @@ def violations(ts: TrackSet, labels: np.ndarray, links: dict | None, max_gap: fl
             for b in m:
                 if a < b and ts.camera[a] == ts.camera[b] and ts.start[a] <= ts.end[b] and ts.start[b] <= ts.end[a]:
                     out.append(f"overlap {a} {b}")
+        for c in np.unique(ts.camera[m]):
+            visit = sorted((i for i in m.tolist() if ts.camera[i] == c), key=lambda i: (ts.start[i], i))
+            for p, q in zip(visit[:-1], visit[1:], strict=True):
+                if revisit_gap is not None and ts.start[q] - ts.end[p] > revisit_gap:
+                    out.append(f"revisit {p} {q}")
         path = sorted(m.tolist(), key=lambda i: (ts.start[i], i))
         reach = -math.inf
         for p, q in zip(path[:-1], path[1:], strict=True):
@@ -65,24 +71,49 @@ def scenes(draw):  # type: ignore[no-untyped-def]
                     lo = float(np.round(rng.uniform(-10, 10), 1))
                     links[(a, b)] = (lo, lo + float(np.round(rng.uniform(0, 40), 1)))
     max_gap = draw(st.one_of(st.none(), st.floats(0, 30)))
+    revisit_gap = draw(st.one_of(st.none(), st.floats(0, 30)))
     threshold = draw(st.floats(-0.5, 0.95))
     linkage = draw(st.sampled_from(["average", "single", "complete"]))
     k = draw(st.integers(1, 12))
-    return ts, links, max_gap, threshold, linkage, k
+    return ts, links, max_gap, revisit_gap, threshold, linkage, k
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenes())
 def test_constraints_never_violated(scene) -> None:  # type: ignore[no-untyped-def]
-    ts, links, max_gap, threshold, linkage, k = scene
+    ts, links, max_gap, revisit_gap, threshold, linkage, k = scene
     topo = None if links is None else {"links": [
         {"cameras": [ts.cameras[a], ts.cameras[b]], "transit": [lo, hi]} for (a, b), (lo, hi) in links.items()]}
-    cons = Constraints(ts, topo, max_gap)
+    cons = Constraints(ts, topo, max_gap, revisit_gap)
     graph = build_graph(ts, k, debias=False)
     labels = cluster_graph(ts, graph, threshold, cons, linkage).labels
     assert labels.shape == (len(ts),)
     assert sorted(np.unique(labels).tolist()) == list(range(labels.max() + 1))
-    assert violations(ts, labels, links, max_gap) == []
+    assert violations(ts, labels, links, max_gap, revisit_gap) == []
+
+
+def test_revisit_gap_splits_two_visits_and_keeps_a_broken_track() -> None:
+    # one person (identical features): cam a at 0-5 s, broken at 6-9 s (gap 1 s), back at 40-45 s (gap 31 s)
+    f = l2_normalize(np.ones((4, 8), np.float32))
+    ts = TrackSet(["a", "b"], np.array([0, 0, 0, 1]), np.arange(4), np.array([0.0, 6.0, 40.0, 12.0]),
+                  np.array([5.0, 9.0, 45.0, 15.0]), f)
+    graph = build_graph(ts, 3, debias=False)
+    free = cluster_graph(ts, graph, 0.5, Constraints(ts)).labels
+    assert len(np.unique(free)) == 1  # without the rule: one identity
+    result = cluster_graph(ts, graph, 0.5, Constraints(ts, revisit_gap=3.0))
+    labels = result.labels
+    assert labels[0] == labels[1] and labels[2] != labels[0]  # the broken track joins, the second visit does not
+    assert result.rejections["revisit_gap"] >= 1
+    assert violations(ts, labels, None, None, 3.0) == []
+    with pytest.raises(InputError, match="--revisit-gap"):
+        Constraints(ts, revisit_gap=-1.0)
+
+
+def test_cli_default_revisit_gap_matches_the_library() -> None:
+    from trackreid.associate.api import REVISIT_GAP, AssociateConfig
+    from trackreid.cli import associate as cli
+
+    assert cli.REVISIT_GAP == REVISIT_GAP == AssociateConfig().revisit_gap
 
 
 def test_constraints_matter_and_clear_identities_are_found() -> None:

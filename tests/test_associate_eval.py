@@ -1,8 +1,8 @@
-"""End to end on a real synthetic site: extract (real msmt17 weights) -> associate (auto) -> evaluate-mtmc,
-and report.html checked in a real headless browser.
+"""End to end on a real synthetic site: extract (real msmt17 weights) -> associate (auto, by the library and
+by the CLI) -> evaluate-mtmc (py-motmetrics), and report.html checked in a real headless browser.
 
-The site is composed from real CUHK03 val crops at test time (trackreid.synth); one site, one
-extraction and one association are shared by every test of this file.
+The site is composed from real CUHK03 val crops at test time (trackreid.synth); one site and one
+extraction (a session fixture) are shared by every test of this file.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ SPEC = {"cameras": 2, "identities": 16, "shared_fraction": 0.75, "seconds": 30.0
         "width": 480, "height": 270, "seed": 1}
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, msmt_pth: Path, cuhk03_val: Path):  # type: ignore[no-untyped-def]
-    from trackreid.associate import AssociateConfig, CameraInput, associate, write_association
+@pytest.fixture(scope="session")
+def extracted_site(tmp_path_factory: pytest.TempPathFactory, msmt_pth: Path, cuhk03_val: Path):  # type: ignore[no-untyped-def]
+    """A 2-camera site of real CUHK03 people, each camera extracted once with the real msmt17 OSNet."""
     from trackreid.embed.factory import build_embedder
     from trackreid.extract import ExtractConfig, extract
     from trackreid.synth import SiteSpec, cuhk03_people, make_site
@@ -35,11 +35,20 @@ def run(tmp_path_factory: pytest.TempPathFactory, msmt_pth: Path, cuhk03_val: Pa
     root = tmp_path_factory.mktemp("mtmc")
     site = make_site(root / "site", SiteSpec(**SPEC), cuhk03_people(cuhk03_val))  # type: ignore[arg-type]
     embedder = build_embedder(msmt_pth, device="cpu", batch_size=64)
-    cameras = []
+    features = {}
     for cam in site.cameras:
-        extract(cam.video, cam.tracks, embedder, root / "features" / cam.name, ExtractConfig(save_crops=True))
-        cameras.append(CameraInput(cam.name, root / "features" / cam.name, fps=cam.fps, time_offset=cam.time_offset,
-                                   tracks=cam.tracks))
+        features[cam.name] = root / "features" / cam.name
+        extract(cam.video, cam.tracks, embedder, features[cam.name], ExtractConfig(save_crops=True))
+    return site, features, root
+
+
+@pytest.fixture(scope="module")
+def run(extracted_site):  # type: ignore[no-untyped-def]
+    from trackreid.associate import AssociateConfig, CameraInput, associate, write_association
+
+    site, features, root = extracted_site
+    cameras = [CameraInput(cam.name, features[cam.name], fps=cam.fps, time_offset=cam.time_offset, tracks=cam.tracks)
+               for cam in site.cameras]
     result = associate(cameras, AssociateConfig(threshold="auto"))
     write_association(result, root / "step4")
     return site, result, root / "step4"
@@ -60,6 +69,25 @@ def test_association_beats_no_association(run, capsys: pytest.CaptureFixture[str
     assert result.summary["identities_multi_camera"] >= 2
     assert ours["idf1"] >= none["idf1"] + 0.05, (ours, none)
     assert ours["idf1"] <= truth["idf1"] + 1e-9
+
+
+def test_cli_with_a_cameras_file_matches_the_library(extracted_site, run, tmp_path,  # type: ignore[no-untyped-def]
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    site, features, _ = extracted_site
+    _, result, _ = run
+    out = tmp_path / "step4"
+    argv = ["associate", "--quiet", "--cameras", str(site.site_yml), "--output-dir", str(out)]
+    for name, folder in features.items():
+        argv += ["--features", str(folder), "--camera", name]
+    assert main(argv) == 0, capsys.readouterr().err
+    stdout = capsys.readouterr().out
+    assert f"threshold {result.threshold:.3f} (auto, bayes)" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["constraints"]["revisit_gap"] == 3.0  # the default
+    ids = json.loads((out / "global_ids.json").read_text())
+    assert summary["tracks"] == sum(len(v) for v in ids.values())
+    # the same assignment as the library call with the same defaults (global ids may be numbered alike)
+    assert {c: {int(t): g for t, g in m.items()} for c, m in ids.items()} == result.global_ids
 
 
 def _chromium() -> str | None:

@@ -9,7 +9,13 @@ from trackreid.associate import Constraints, auto_threshold
 from trackreid.associate.cluster import cluster_graph
 from trackreid.associate.graph import build_graph
 from trackreid.associate.synthetic import synthetic_tracks
-from trackreid.associate.threshold import fit_cut, mutual_cross_camera, overlapping_pairs, plot_threshold
+from trackreid.associate.threshold import (
+    bayes_cut,
+    fit_cut,
+    mutual_cross_camera,
+    overlapping_pairs,
+    plot_threshold,
+)
 
 
 @pytest.mark.parametrize("neg_mean, pos_mean, false_share", [(0.1, 0.7, 0.0), (0.2, 0.6, 0.3), (0.3, 0.8, 0.4)])
@@ -24,6 +30,35 @@ def test_cut_between_known_mixtures(neg_mean: float, pos_mean: float, false_shar
     assert value >= np.quantile(neg, 0.9)
     assert info["method"].startswith(("gmm", "otsu"))
     assert "why" in info and info["negatives"] == 5000
+
+
+@pytest.mark.parametrize("prior", [0.01, 0.05, 0.2])
+def test_bayes_cut_on_a_known_mixture(prior: float) -> None:
+    # null N(0, 0.1) of two people; positives N(0.5, 0.08)
+    rng = np.random.default_rng(2)
+    null = rng.normal(0.0, 0.1, 100_000)
+    clean = rng.normal(0.5, 0.08, 800)
+    value, info = bayes_cut(null, clean, prior)
+    # the exact crossing of the true densities: prior * N(x; 0.5, 0.08) = (1 - prior) * N(x; 0, 0.1)
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    exact = brentq(lambda x: np.log(prior) + norm.logpdf(x, 0.5, 0.08) - np.log(1 - prior) - norm.logpdf(x, 0, 0.1),
+                   0.0, 0.5)
+    assert info["method"] == "bayes" and "more likely one person" in info["why"]
+    assert info["null_median"] == pytest.approx(0.0, abs=0.01) and info["null_sd"] == pytest.approx(0.1, abs=0.01)
+    assert info["positives_median"] == pytest.approx(0.5, abs=0.01)
+    assert value == pytest.approx(exact, abs=0.01)
+    # a 15 % tail of wrong matches among the positives moves the robust fit, and the cut, only a little
+    tailed, tinfo = bayes_cut(null, np.concatenate([clean, rng.normal(0.15, 0.05, 140)]), prior)
+    assert tinfo["positives_median"] == pytest.approx(0.5, abs=0.04) and tailed == pytest.approx(exact, abs=0.05)
+    # a rarer match needs more evidence: the cut rises as the prior falls
+    assert bayes_cut(null, clean, prior / 4)[0] > value
+
+
+def test_bayes_cut_falls_back_with_too_few_positives() -> None:
+    value, info = bayes_cut(np.random.default_rng(0).normal(0, 0.1, 1000), np.array([0.6, 0.7]), 0.01)
+    assert info["method"] == "fallback" and "--threshold" in info["why"] and value == pytest.approx(0.65)
 
 
 def test_never_below_the_negatives_quantile() -> None:
@@ -46,6 +81,9 @@ def test_auto_threshold_separates_synthetic_identities(tmp_path) -> None:  # typ
     cons = Constraints(ts)
     graph = build_graph(ts, 20)
     value, info = auto_threshold(ts, cons, graph)
+    assert info["method"] == "bayes" and info["null_pairs"] > 1000 and info["prior"] < 0.5
+    mixture, _ = auto_threshold(ts, cons, graph, method="mixture")
+    assert np.isfinite(mixture)
     i, j = overlapping_pairs(ts)
     assert len(i) > 100
     assert np.all(cons.overlapping(i, j))  # every sampled negative really overlaps in one camera

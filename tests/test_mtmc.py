@@ -159,7 +159,7 @@ def test_cli_table_and_json(gt_dir: Path, tmp_path: Path, capsys: pytest.Capture
     (lambda t, g: ["--gt", str(g), "--pred", str(write_pred(t / "other" / "lobby.txt", rows("cam1")).parent)],
      "camera(s) lobby are not in the ground truth"),
     (lambda t, g: ["--gt", str(g), "--pred", str(write_pred(t / "dup" / "cam1.txt", rows("cam1", {2: 1})).parent)],
-     "has 2 boxes in frame 1"),
+     "a track has one box per frame"),
     (lambda t, g: ["--gt", f"cam1={g / 'cam1' / 'gt.txt'}", "--gt", str(g), "--pred", str(g)],
      "--gt: give one PATH, or NAME=FILE once per camera"),
     (lambda t, g: ["--gt", str(g), "--pred", str(g), "--min-iou", "0"], "--min-iou must be in (0, 1]"),

@@ -22,6 +22,8 @@ from trackreid.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
 
+REVISIT_GAP: float | None = 3.0
+
 
 @dataclass(frozen=True)
 class AssociateConfig:
@@ -30,6 +32,7 @@ class AssociateConfig:
     threshold: float | str = "auto"  # "auto" or a similarity in the graph's scale
     topology: Path | str | Mapping[str, Any] | None = None  # file or dict with 'links'
     max_gap: float | None = None  # seconds
+    revisit_gap: float | None = REVISIT_GAP  # seconds between a person's tracks in one camera; None: no limit
     fps: float | None = None  # for cameras whose input gives none
     k: int = 20  # neighbours per track in the similarity graph
     linkage: str = "average"
@@ -97,8 +100,9 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     tracks, loaded = load_cameras(cameras, config.fps, need_seconds=config.topology is not None
-                                  or config.max_gap is not None, with_crops=config.set_similarity)
-    constraints = Constraints(tracks, config.topology, config.max_gap)
+                                  or config.max_gap is not None or config.revisit_gap is not None,
+                                  with_crops=config.set_similarity)
+    constraints = Constraints(tracks, config.topology, config.max_gap, config.revisit_gap)
     times["load"] = time.perf_counter() - t0
     t = time.perf_counter()
     graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,

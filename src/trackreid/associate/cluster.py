@@ -6,7 +6,9 @@ similarity of two clusters is computed from the edges between them (``average``:
 ``single``: the largest, ``complete``: the smallest). Merging stops when no pair of clusters
 left is at least ``threshold`` similar. Every merge is checked against all members of both
 clusters (:meth:`Constraints.check`); a pair that shares a moment in one camera is blocked
-for good (clusters only grow, so it stays impossible), a pair refused by the topology or the
+for good (clusters only grow, so it stays impossible), and so is a pair refused by the
+revisit gap (a third cluster could fill the gap later, but the pair stays apart: the
+conservative choice), a pair refused by the topology or the
 maximum gap is dropped until one of the two clusters changes.
 
 Memory is a few hundred bytes per edge (Python dicts of the clusters' neighbours), time
@@ -104,7 +106,7 @@ def cluster_graph(tracks: TrackSet, graph: Graph, threshold: float, constraints:
         reason = cons.check(clusters[a], clusters[b])
         if reason is not None:
             rejections[reason] += 1
-            if reason == "same_camera_overlap":  # permanent: block the pair
+            if reason in ("same_camera_overlap", "revisit_gap"):  # block the pair for good
                 v = complex(w.real, _BLOCKED)
                 nbr[a][b] = nbr[b][a] = v
             continue

@@ -11,6 +11,11 @@
   camera in between.
 * **Max gap** (optional). Within a cluster, no stretch of time longer than ``max_gap`` seconds
   without any of its tracks (the union of its spans has no hole longer than that).
+* **Revisit gap** (optional; ``--revisit-gap``). Within a cluster, two consecutive tracks of
+  one camera are at most ``revisit_gap`` seconds apart (next start minus previous end): a
+  person's tracks in one camera are pieces of one visit broken by the tracker, never a second
+  visit. Right where people do not come back to a camera within minutes (corridors, one-way
+  paths); a second visit becomes a second identity.
 
 A :class:`Cluster` keeps its members ordered by start time and, per camera, its spans (which
 never overlap); :meth:`Constraints.check` tests a merge in time linear in the two clusters'
@@ -36,7 +41,7 @@ from trackreid.associate.tracks import TrackSet
 from trackreid.errors import InputError
 from trackreid.suggest import did_you_mean
 
-REASONS = ("same_camera_overlap", "topology_not_linked", "topology_transit", "max_gap")
+REASONS = ("same_camera_overlap", "revisit_gap", "topology_not_linked", "topology_transit", "max_gap")
 _LINK_KEYS = ("cameras", "transit")
 
 
@@ -132,15 +137,17 @@ class Constraints:
     """The constraints of one :class:`TrackSet`; :meth:`check` tests merging two clusters."""
 
     def __init__(self, tracks: TrackSet, topology: str | Path | Mapping[str, Any] | None = None,
-                 max_gap: float | None = None) -> None:
-        if max_gap is not None and not (isinstance(max_gap, (int, float)) and max_gap >= 0):
-            raise InputError(f"--max-gap {max_gap!r}: expected a non-negative number of seconds")
+                 max_gap: float | None = None, revisit_gap: float | None = None) -> None:
+        for flag, v in (("--max-gap", max_gap), ("--revisit-gap", revisit_gap)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0):
+                raise InputError(f"{flag} {v!r}: expected a non-negative number of seconds")
         self.tracks = tracks
         self.start = tracks.start.tolist()
         self.end = tracks.end.tolist()
         self.camera = tracks.camera.tolist()
         self.links = parse_topology(topology, tracks.cameras) if topology is not None else None
         self.max_gap = float(max_gap) if max_gap is not None else None
+        self.revisit_gap = float(revisit_gap) if revisit_gap is not None else None
         self.rejections = dict.fromkeys(REASONS, 0)
 
     def describe(self) -> dict[str, Any]:
@@ -148,7 +155,8 @@ class Constraints:
         links = None if self.links is None else [
             {"cameras": [cams[a], cams[b]], "transit": [None if math.isinf(lo) else lo, None if math.isinf(hi) else hi]}
             for (a, b), (lo, hi) in sorted(self.links.items())]
-        return {"same_camera_overlap": True, "topology": links, "max_gap": self.max_gap}
+        return {"same_camera_overlap": True, "topology": links, "max_gap": self.max_gap,
+                "revisit_gap": self.revisit_gap}
 
     # ----------------------------------------------------------------- pairs of tracks
 
@@ -169,6 +177,11 @@ class Constraints:
             ys = large.by_camera.get(cam)
             if ys is not None and self._spans_overlap(xs, ys):
                 return "same_camera_overlap"
+        if self.revisit_gap is not None:
+            for cam, xs in small.by_camera.items():
+                ys = large.by_camera.get(cam)
+                if ys is not None and self._revisit(xs, ys):
+                    return "revisit_gap"
         if self.links is None and self.max_gap is None:
             return None
         merged = self._merge_sorted(a.members, b.members)
@@ -211,6 +224,14 @@ class Constraints:
         if (start[ys[-1]], ys[-1]) <= (start[xs[0]], xs[0]):
             return ys + xs
         return sorted(xs + ys, key=lambda m: (start[m], m))
+
+    def _revisit(self, xs: list[int], ys: list[int]) -> bool:
+        """Two start-ordered lists of disjoint spans of one camera: is a gap between consecutive spans too long?"""
+        gap = self.revisit_gap
+        assert gap is not None
+        start, end = self.start, self.end
+        spans = self._merge_sorted(xs, ys)
+        return any(start[q] - end[p] > gap for p, q in zip(spans[:-1], spans[1:], strict=True))
 
     def _spans_overlap(self, xs: list[int], ys: list[int]) -> bool:
         """Two start-ordered lists of disjoint spans: does any span of one meet a span of the other?"""

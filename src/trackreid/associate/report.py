@@ -2,7 +2,7 @@
 
 * The numbers: cameras, tracks, identities, the threshold and why it was chosen, the merges the
   constraints refused.
-* The similarity histogram (certain negatives, likely positives, all graph edges) with the
+* The similarity histogram (certain negatives, likely positives, cross-camera and all graph edges) with the
   threshold marked, drawn as inline SVG.
 * One row per global identity seen by several cameras: per camera its tracks (id, time span)
   and crop thumbnails (when extract saved crops), and the similarity of every cross-camera
@@ -57,8 +57,11 @@ th{background:#f0f0f2}
 svg text{font:11px system-ui,sans-serif;fill:#333}
 """.replace("THUMB", str(THUMB_HEIGHT))
 
-_COLOURS = {"edges": "#9e9e9e", "negatives": "#d62728", "positives": "#2ca02c"}
-_LEGEND = {"edges": "all graph edges", "negatives": "certain negatives (one camera, same time)",
+_COLOURS = {"edges": "#9e9e9e", "null": "#1f77b4", "negatives": "#d62728", "positives": "#2ca02c"}
+_SERIES = ("edges", "null", "negatives", "positives")
+_LEGEND = {"edges": "all graph edges",
+           "null": "cross-camera graph edges (mostly two people)",
+           "negatives": "certain negatives (one camera, same time)",
            "positives": "likely positives (cross-camera mutual nearest neighbours)"}
 
 
@@ -248,16 +251,16 @@ def _histogram_svg(info: dict[str, Any], thr: float) -> str:
     def x(v: float) -> float:
         return L + (v - lo) / span * (W - L - R)
 
-    series = {k: np.asarray(h.get(k, []), float) for k in ("edges", "negatives", "positives")}
+    series = {k: np.asarray(h.get(k, []), float) for k in _SERIES}
     fracs = {k: v / v.sum() for k, v in series.items() if len(v) and v.sum() > 0}
     top = max((float(v.max()) for v in fracs.values()), default=1.0) or 1.0
 
     def y(v: float) -> float:
         return H - B - v / top * (H - B - T)
 
-    out = [f"<svg id='histogram' xmlns='http://www.w3.org/2000/svg' width='{W}' height='{H + 60}' "
-           f"viewBox='0 0 {W} {H + 60}' role='img' aria-label='similarity histogram'>",
-           f"<rect x='0' y='0' width='{W}' height='{H + 60}' fill='#fff'/>",
+    out = [f"<svg id='histogram' xmlns='http://www.w3.org/2000/svg' width='{W}' height='{H + 76}' "
+           f"viewBox='0 0 {W} {H + 76}' role='img' aria-label='similarity histogram'>",
+           f"<rect x='0' y='0' width='{W}' height='{H + 76}' fill='#fff'/>",
            f"<line x1='{L}' y1='{H - B}' x2='{W - R}' y2='{H - B}' stroke='#333'/>",
            f"<line x1='{L}' y1='{T}' x2='{L}' y2='{H - B}' stroke='#333'/>"]
     for k, frac in fracs.items():
@@ -276,7 +279,7 @@ def _histogram_svg(info: dict[str, Any], thr: float) -> str:
                "stroke-width='2' stroke-dasharray='6 4'/>")
     out.append(f"<text x='{x(thr) + 4:.1f}' y='{T + 10}'>threshold {thr:.3f}</text>")
     ly = H + 8
-    for k in ("edges", "negatives", "positives"):
+    for k in _SERIES:
         if k in fracs:
             out.append(f"<rect x='{L}' y='{ly}' width='12' height='12' fill='{_COLOURS[k]}' fill-opacity='0.5'/>"
                        f"<text x='{L + 18}' y='{ly + 10}'>{html.escape(_LEGEND[k])} ({int(series[k].sum())})</text>")

@@ -6,10 +6,23 @@
 * **Likely positives**: cross-camera mutual nearest neighbours (track ``j`` is ``i``'s most
   similar track in ``j``'s camera and the other way round); mostly the same person, plus the
   best wrong match of people seen by one camera only.
-* **The cut**: a two-component Gaussian mixture over both (negatives subsampled to the number
-  of positives, so both sides weigh alike); the threshold is where the upper component becomes
-  the more likely one, but never below a high quantile (default 90 %) of the hardest negatives.
-  Otsu's method replaces the mixture when it does not separate two components.
+* **Different people** (the null): the cross-camera edges of the similarity graph (each
+  track's ``k`` most similar tracks) other than the likely positives; a track has at most one
+  match per other camera, so nearly all of them are two people. They are the pairs the
+  clustering will see.
+* **The cut** (``method="bayes"``, the default): a robust Gaussian (median, 1.4826 x MAD) for
+  each of the null and the likely positives, and a prior: the number of likely positives over
+  the number of cross-camera edges. The threshold is where an edge becomes more likely one
+  person than two (posterior log-odds >= 0). The robust fits ignore the likely positives' tail
+  of wrong matches and the null's few true pairs; the prior is what a mixture fitted on
+  balanced samples lacks (most edges are two people, so the cut sits high in the positives).
+  Random cross-camera pairs as the null (prior over all cross-camera pairs) were measured
+  too and cut higher, at a lower IDF1 (docs/associate.md).
+* ``method="mixture"`` (the first method, kept for comparison): a two-component Gaussian
+  mixture over the hardest negatives and the likely positives (negatives subsampled to the
+  number of positives), cut where the upper component becomes the more likely one, but never
+  below a high quantile (default 90 %) of the hardest negatives; Otsu's method replaces the
+  mixture when it does not separate two components. Measured in docs/associate.md.
 
 :func:`auto_threshold` returns the value and a JSON-able ``info`` dict that says how it was
 chosen; :func:`plot_threshold` draws the histogram with the cut marked.
@@ -32,10 +45,12 @@ log = logging.getLogger(__name__)
 
 NEGATIVE_QUANTILE = 0.9
 MIN_SAMPLES = 20
+MIN_POSITIVES = 5  # the robust fit of the likely positives needs only a few (a 2-camera site may have ~15)
 MAX_NEGATIVES = 200_000
 FALLBACK = 0.5
 BINS = 50
 MAX_FIT = 20_000  # values the mixture is fitted on (a uniform sample above that)
+METHODS = ("bayes", "mixture")
 
 
 def overlapping_pairs(tracks: TrackSet, limit: int = MAX_NEGATIVES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +190,44 @@ def _mixture_cut(values: np.ndarray, seed: int) -> tuple[float | None, str]:
     return float(grid[above[0]]), "gmm"
 
 
+def robust_gaussian(values: np.ndarray) -> tuple[float, float]:
+    """(median, 1.4826 x median absolute deviation): a Gaussian's mean and sd, unmoved by a minority tail."""
+    med = float(np.median(values))
+    return med, max(1e-6, 1.4826 * float(np.median(np.abs(values - med))))
+
+
+def bayes_cut(null: np.ndarray, positives: np.ndarray, prior: float) -> tuple[float, dict[str, Any]]:
+    """Where a pair becomes more likely one person than two; see the module docstring.
+
+    ``null``: similarities of (mostly) two people; ``positives``: of likely matches (mostly one
+    person); ``prior``: the share of pairs that are one person. Returns (cut, info).
+    """
+    from scipy.stats import norm
+
+    null = np.asarray(null, np.float64)
+    pos = np.asarray(positives, np.float64)
+    info: dict[str, Any] = {"null_pairs": len(null), "positives": len(pos)}
+    if len(null) < MIN_SAMPLES or len(pos) < MIN_POSITIVES:
+        value = float(np.median(pos)) if len(pos) else FALLBACK
+        info.update(method="fallback", why=f"too few pairs to fit ({len(null)} cross-camera edges, {len(pos)} likely "
+                    f"positives); using {'the positives median' if len(pos) else 'the default'} {value:.3f}; "
+                    "pass --threshold to set it")
+        return value, info
+    m0, s0 = robust_gaussian(null)
+    m1, s1 = robust_gaussian(pos)
+    prior = min(0.5, max(float(prior), 1e-9))
+    info.update(null_median=m0, null_sd=s0, positives_median=m1, positives_sd=s1, prior=prior)
+    xs = np.linspace(m0, max(m1, m0 + 0.01), 4001)
+    llr = norm.logpdf(xs, m1, s1) - norm.logpdf(xs, m0, s0) + np.log(prior / (1 - prior))
+    above = np.flatnonzero(llr >= 0)
+    value = float(xs[above[0]]) if len(above) else m1
+    info.update(method="bayes", why=(
+        f"a pair is more likely one person than two from {value:.3f} on: cross-camera graph edges "
+        f"(mostly two people) ~ N({m0:.3f}, {s0:.3f}), mutual nearest neighbours ~ N({m1:.3f}, {s1:.3f}) "
+        f"(robust fits), prior {prior:.2g} of edges being one person"))
+    return value, info
+
+
 def hardest_negatives(tracks: TrackSet, constraints: Constraints, graph: Graph,
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(similarities of the certain-negative pairs, each track's hardest one).
@@ -196,28 +249,41 @@ def hardest_negatives(tracks: TrackSet, constraints: Constraints, graph: Graph,
 
 
 def auto_threshold(tracks: TrackSet, constraints: Constraints | None, graph: Graph,
-                   quantile: float = NEGATIVE_QUANTILE, seed: int = 0) -> tuple[float, dict[str, Any]]:
+                   quantile: float = NEGATIVE_QUANTILE, seed: int = 0,
+                   method: str = "bayes") -> tuple[float, dict[str, Any]]:
     """(threshold, info): a cut chosen from the data alone; ``info`` is JSON-able and holds histograms.
 
-    Certain negatives: each track's hardest same-camera simultaneous track
-    (:func:`hardest_negatives`); likely positives: cross-camera mutual nearest neighbours. The
-    cut between them comes from :func:`fit_cut`, never below ``quantile`` of the negatives.
+    Likely positives: cross-camera mutual nearest neighbours. ``method="bayes"``: the cut of
+    :func:`bayes_cut` against the graph's cross-camera edges; ``"mixture"``: :func:`fit_cut` against
+    each track's hardest same-camera simultaneous track (:func:`hardest_negatives`), never below
+    ``quantile`` of them. Both kinds of negatives go into the histogram.
     """
     cons = constraints if constraints is not None else Constraints(tracks)
     if not 0.5 <= quantile < 1.0:
         raise InputError(f"negative quantile {quantile!r}: expected a value in [0.5, 1)")
+    if method not in METHODS:
+        raise InputError(f"threshold method {method!r}: expected one of {', '.join(METHODS)}")
     all_neg, neg = hardest_negatives(tracks, cons, graph, seed)
-    pos = graph.sim[mutual_cross_camera(tracks, graph)]
-    value, info = fit_cut(neg, pos, quantile, seed)
+    mutual = mutual_cross_camera(tracks, graph)
+    pos = graph.sim[mutual]
+    cross = np.flatnonzero(tracks.camera[graph.i] != tracks.camera[graph.j])
+    null = graph.sim[np.setdiff1d(cross, mutual)]
+    if method == "bayes":
+        value, info = bayes_cut(null, pos, len(mutual) / max(len(cross), 1))
+        info["null_from"] = "the cross-camera edges of the similarity graph, less the likely positives"
+        info["negatives"] = len(neg)
+    else:
+        value, info = fit_cut(neg, pos, quantile, seed)
     info["negatives_from"] = "each track's most similar same-camera track at the same time"
     info["overlapping_pairs"] = len(all_neg)
-    lo = float(min(graph.sim.min(initial=0.0), all_neg.min(initial=0.0), value - 0.05))
+    lo = float(min(graph.sim.min(initial=0.0), all_neg.min(initial=0.0), null.min(initial=0.0), value - 0.05))
     hi = float(max(graph.sim.max(initial=1.0), pos.max(initial=1.0), value + 0.05))
     edges = np.linspace(lo, hi, BINS + 1)
     info["histogram"] = {
         "bins": [round(float(x), 5) for x in edges],
         "negatives": np.histogram(neg, edges)[0].tolist(),
         "positives": np.histogram(pos, edges)[0].tolist(),
+        "null": np.histogram(null, edges)[0].tolist(),
         "edges": np.histogram(graph.sim, edges)[0].tolist(),
     }
     info["threshold"] = value
@@ -239,9 +305,10 @@ def plot_threshold(info: dict[str, Any], path: Path, title: str = "") -> Path:
     width = bins[1] - bins[0]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for key, colour, label in (("edges", "#bbbbbb", "all graph edges"),
+                               ("null", "#1f77b4", "cross-camera graph edges (mostly two people)"),
                                ("negatives", "#d62728", "hardest certain negative per track (same camera, same time)"),
                                ("positives", "#2ca02c", "likely positives (cross-camera mutual NN)")):
-        counts = np.asarray(h[key], float)
+        counts = np.asarray(h.get(key, []), float)
         if counts.sum() > 0:
             ax.bar(centers, counts / counts.sum(), width=width, alpha=0.5, color=colour, label=label)
     ax.axvline(info["threshold"], color="black", linestyle="--",

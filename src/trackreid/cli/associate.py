@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 NAME = "associate"
+REVISIT_GAP: float | None = 3.0  # keep equal to trackreid.associate.api.REVISIT_GAP (not imported: --help stays light)
 HELP = "link the tracks of several cameras: one global id per person (step 4)"
 DESCRIPTION = """\
 Associate tracks across cameras from the features `trackreid extract` wrote for each camera.
@@ -27,10 +28,14 @@ the camera pairs a person can walk between and their transit time in seconds:
   links:
     - {cameras: [cam1, cam2], transit: [2, 30]}
 Only listed pairs link directly; --max-gap S bounds the time between a person's tracks.
+--revisit-gap S (default 3): a person's tracks in ONE camera are at most S seconds apart
+(pieces of one visit the tracker broke): someone who comes back to a camera later gets a
+second identity. Where people do come back (shops, offices), pass --revisit-gap none.
 
---threshold auto (default) picks the similarity cut without labels, between same-camera
-simultaneous pairs (certainly two people) and cross-camera mutual nearest neighbours (mostly
-one person); it prints the value and why, and saves threshold_histogram.png.
+--threshold auto (default) picks the similarity cut without labels: where a cross-camera
+pair becomes more likely one person than two, from the graph's cross-camera edges (mostly two
+people) and cross-camera mutual nearest neighbours (mostly one person); it prints the value
+and why, and saves threshold_histogram.png.
 
 Writes to --output-dir: global_ids.json, global_tracks/<camera>.txt, mtmc.txt (AI City
 layout), summary.json, threshold_histogram.png and report.html. Score against ground truth
@@ -62,6 +67,15 @@ def _threshold(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"{text!r}: expected 'auto' or a number such as 0.6") from None
 
 
+def _gap(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seconds such as 3, or 'none'") from None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(inputs=[])
     p.add_argument("--features", action=_FeaturesAction, dest="features", metavar="DIR",
@@ -75,6 +89,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topology", metavar="FILE", help="YAML `links:` of camera pairs and transit [min, max] seconds")
     p.add_argument("--fps", type=float, help="frames per second for cameras whose metadata and cameras file give none")
     p.add_argument("--max-gap", type=float, metavar="SECONDS", help="longest time between a person's tracks")
+    p.add_argument("--revisit-gap", type=_gap, default=REVISIT_GAP, metavar="SECONDS|none",
+                   help="longest time between a person's tracks in ONE camera (default "
+                        f"{'none' if REVISIT_GAP is None else f'{REVISIT_GAP:g} s'}; none: people may come back)")
     p.add_argument("--k", type=int, default=20, help="neighbours per track in the similarity graph (default 20)")
     p.add_argument("--linkage", choices=("average", "single", "complete"), default="average",
                    help="cluster similarity from the edges between two clusters (default average)")
@@ -112,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         cameras = [CameraInput(n, f) for n, f in inputs]
     else:
         raise InputError("no cameras: pass --features DIR [--camera NAME] for each camera, or --cameras FILE")
-    config = AssociateConfig(threshold=args.threshold, topology=topology, max_gap=args.max_gap, fps=args.fps,
+    config = AssociateConfig(threshold=args.threshold, topology=topology, max_gap=args.max_gap,
+                             revisit_gap=args.revisit_gap, fps=args.fps,
                              k=args.k, linkage=args.linkage, debias=args.debias, rerank=args.rerank,
                              set_similarity=args.set_similarity, centralize="nfc" if args.nfc else None)
     result = associate_to_folder(cameras, args.output_dir, config, args.overwrite, make_progress(args.quiet))
