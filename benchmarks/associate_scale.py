@@ -28,7 +28,8 @@ import time
 import numpy as np
 
 
-def worker(kind: str, n: int, cameras: int, dim: int, threshold: float | None) -> dict[str, object]:
+def worker(kind: str, n: int, cameras: int, dim: int, threshold: float | None,
+           method: str = "bayes") -> dict[str, object]:
     from sklearn.metrics import adjusted_rand_score
 
     from trackreid.associate.cluster import cluster_graph
@@ -47,7 +48,7 @@ def worker(kind: str, n: int, cameras: int, dim: int, threshold: float | None) -
         graph = build_graph(ts, 20)
         phases["graph"] = time.perf_counter() - t0
         t = time.perf_counter()
-        thr, _ = auto_threshold(ts, cons, graph)
+        thr, _ = auto_threshold(ts, cons, graph, method=method)
         phases["threshold"] = time.perf_counter() - t
         t = time.perf_counter()
         labels = cluster_graph(ts, graph, thr, cons).labels
@@ -78,20 +79,28 @@ def main() -> None:
     ap.add_argument("--baseline-max", type=int, default=10000, help="largest N for the dense baseline")
     ap.add_argument("--worker", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--threshold", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--methods", default="bayes,mixture",
+                    help="auto-threshold methods to run (each one row; the baseline uses the first's threshold)")
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.cameras, args.dim, args.threshold)))
+        kind, _, method = args.worker[0].partition(":")
+        print(json.dumps(worker(kind, int(args.worker[1]), args.cameras, args.dim, args.threshold,
+                                method or "bayes")))
         return
     import os
 
     print(f"load average at start {os.getloadavg()[0]:.1f}, {len(os.sched_getaffinity(0))} CPUs", file=sys.stderr)
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
-        cmd = [sys.executable, __file__, "--worker", "ours", str(n), "--cameras", str(args.cameras),
-               "--dim", str(args.dim)]
-        ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-        rows.append(ours)
-        print(json.dumps(ours), file=sys.stderr)
+        runs = []
+        for method in args.methods.split(","):
+            cmd = [sys.executable, __file__, "--worker", f"ours:{method}", str(n), "--cameras", str(args.cameras),
+                   "--dim", str(args.dim)]
+            runs.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
+            runs[-1]["method"] = method
+            print(json.dumps(runs[-1]), file=sys.stderr)
+        rows += runs
+        ours = runs[0]
         if n <= args.baseline_max:
             cmd = [sys.executable, __file__, "--worker", "sklearn-dense", str(n), "--cameras", str(args.cameras),
                    "--dim", str(args.dim), "--threshold", str(ours["threshold"])]
@@ -99,14 +108,15 @@ def main() -> None:
             rows.append(base)
             print(json.dumps(base), file=sys.stderr)
     print("| tracks | cameras | method | wall time (s) | CPU time (s) | graph / threshold / cluster (s) | "
-          "peak RSS (GB) | identities found / true | ARI |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "peak RSS (GB) | threshold | identities found / true | ARI |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ph = r["phases"]
         phases = " / ".join(str(ph[k]) for k in ("graph", "threshold", "cluster")) if ph else "-"
-        method = "ours (sparse k-NN, constrained)" if r["kind"] == "ours" else "sklearn dense average linkage"
+        method = (f"ours (sparse k-NN, constrained; auto {r['method']})" if r["kind"] == "ours"
+                  else "sklearn dense average linkage")
         print(f"| {r['n']:,} | {r['cameras']} | {method} | {r['seconds']} | {r['cpu_seconds']} | {phases} | "
-              f"{r['peak_rss_gb']} | "
+              f"{r['peak_rss_gb']} | {r['threshold']} | "
               f"{r['identities_found']:,} / {r['identities_true']:,} | {r['ari']} |")
 
 

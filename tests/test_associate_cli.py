@@ -156,3 +156,22 @@ def test_bad_input_one_line_nothing_written(site, tmp_path, capsys, case: str, m
     assert message in lines[0]
     assert "Traceback" not in err
     assert not out.exists()
+
+
+def test_threshold_method_is_used_and_recorded(site, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    _, (cam_a, cam_b), _ = site
+    cuts = {}
+    for method in ("bayes", "mixture"):
+        out = tmp_path / method
+        rc, stdout, err = _run(capsys, "--features", str(cam_a), "--features", str(cam_b), "--threshold-method",
+                               method, "--output-dir", str(out))
+        assert rc == 0, err
+        info = json.loads((out / "summary.json").read_text())["threshold"]
+        assert method in json.dumps(info)
+        cuts[method] = info
+    assert cuts["bayes"] != cuts["mixture"]
+    from trackreid.associate import AssociateConfig
+    from trackreid.errors import InputError
+
+    with pytest.raises(InputError, match="otsu"):
+        AssociateConfig(threshold_method="otsu")

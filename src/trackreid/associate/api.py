@@ -15,7 +15,7 @@ import numpy as np
 from trackreid.associate.cluster import LINKAGES, cluster_graph
 from trackreid.associate.constraints import Constraints
 from trackreid.associate.graph import Graph, build_graph
-from trackreid.associate.threshold import auto_threshold
+from trackreid.associate.threshold import METHODS, auto_threshold
 from trackreid.associate.tracks import CameraInput, LoadedCamera, TrackSet, load_cameras
 from trackreid.errors import InputError
 from trackreid.progress import NullProgress, Progress
@@ -30,6 +30,7 @@ class AssociateConfig:
     """How to associate. Defaults chosen by measurement (docs/associate.md)."""
 
     threshold: float | str = "auto"  # "auto" or a similarity in the graph's scale
+    threshold_method: str = "bayes"  # how "auto" cuts: bayes (few cameras per person) or mixture (docs/associate.md)
     topology: Path | str | Mapping[str, Any] | None = None  # file or dict with 'links'
     max_gap: float | None = None  # seconds
     revisit_gap: float | None = REVISIT_GAP  # seconds between a person's tracks in one camera; None: no limit
@@ -48,6 +49,8 @@ class AssociateConfig:
                 raise InputError(f"--threshold {t!r}: expected 'auto' or a number such as 0.6")
         elif isinstance(t, bool) or not isinstance(t, (int, float)) or not np.isfinite(t):
             raise InputError(f"--threshold {t!r}: expected 'auto' or a finite number")
+        if self.threshold_method not in METHODS:
+            raise InputError(f"--threshold-method {self.threshold_method!r}: expected one of {', '.join(METHODS)}")
         if self.linkage not in LINKAGES:
             raise InputError(f"--linkage {self.linkage!r}: expected one of {', '.join(LINKAGES)}")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
@@ -110,11 +113,12 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     times["graph"] = time.perf_counter() - t
     t = time.perf_counter()
     if config.threshold == "auto":
-        threshold, info = auto_threshold(tracks, constraints, graph)
+        threshold, info = auto_threshold(tracks, constraints, graph, method=config.threshold_method)
         info["chosen"] = "auto"
     else:
         threshold = float(config.threshold)
-        auto_value, info = auto_threshold(tracks, constraints, graph)  # the histogram, for the report
+        # the histogram, for the report
+        auto_value, info = auto_threshold(tracks, constraints, graph, method=config.threshold_method)
         info.update(chosen="fixed", threshold=threshold, why=f"fixed with --threshold {threshold:g}",
                     auto_would_choose=auto_value, method="fixed")
     times["threshold"] = time.perf_counter() - t

@@ -86,6 +86,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the outputs")
     p.add_argument("--threshold", type=_threshold, default="auto", metavar="auto|FLOAT",
                    help="similarity at or above which clusters merge (default auto: chosen without labels)")
+    p.add_argument("--threshold-method", choices=("bayes", "mixture"), default="bayes",
+                   help="how --threshold auto cuts (default bayes, best where a person crosses 2-3 cameras; "
+                        "mixture where people cross many cameras: see docs/associate.md)")
     p.add_argument("--topology", metavar="FILE", help="YAML `links:` of camera pairs and transit [min, max] seconds")
     p.add_argument("--fps", type=float, help="frames per second for cameras whose metadata and cameras file give none")
     p.add_argument("--max-gap", type=float, metavar="SECONDS", help="longest time between a person's tracks")
@@ -129,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
         cameras = [CameraInput(n, f) for n, f in inputs]
     else:
         raise InputError("no cameras: pass --features DIR [--camera NAME] for each camera, or --cameras FILE")
-    config = AssociateConfig(threshold=args.threshold, topology=topology, max_gap=args.max_gap,
+    config = AssociateConfig(threshold=args.threshold, threshold_method=args.threshold_method,
+                             topology=topology, max_gap=args.max_gap,
                              revisit_gap=args.revisit_gap, fps=args.fps,
                              k=args.k, linkage=args.linkage, debias=args.debias, rerank=args.rerank,
                              set_similarity=args.set_similarity, centralize="nfc" if args.nfc else None)
