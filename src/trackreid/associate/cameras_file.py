@@ -28,7 +28,7 @@ from typing import Any
 from trackreid.associate.constraints import load_yaml
 from trackreid.associate.tracks import CameraInput
 from trackreid.errors import InputError
-from trackreid.suggest import did_you_mean
+from trackreid.suggest import check_keys, did_you_mean
 
 TOP_KEYS = ("cameras", "links")
 CAMERA_KEYS = ("name", "features", "fps", "time_offset", "tracks", "crops_dir", "gt", "video")
@@ -71,10 +71,7 @@ def read_cameras_file(path: str | Path, given: Mapping[str, str | Path] | None =
         where = f"{path}: cameras[{n}]"
         if not isinstance(entry, Mapping):
             raise InputError(f"{where}: expected {{name: ..., features: ...}}, found {entry!r}")
-        for key in entry:
-            if key not in CAMERA_KEYS:
-                raise InputError(f"{where}: unknown key {key!r}{did_you_mean(str(key), CAMERA_KEYS)}; allowed: "
-                                 f"{', '.join(CAMERA_KEYS)}")
+        check_keys(where, entry, CAMERA_KEYS)
         name = entry.get("name")
         if not isinstance(name, (str, int)) or isinstance(name, bool) or not str(name).strip():
             raise InputError(f"{where}: every camera needs a 'name'")

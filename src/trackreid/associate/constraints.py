@@ -39,7 +39,7 @@ import numpy as np
 
 from trackreid.associate.tracks import TrackSet
 from trackreid.errors import InputError
-from trackreid.suggest import did_you_mean
+from trackreid.suggest import check_keys, did_you_mean
 
 REASONS = ("same_camera_overlap", "revisit_gap", "topology_not_linked", "topology_transit", "max_gap")
 _LINK_KEYS = ("cameras", "transit")
@@ -88,10 +88,7 @@ def parse_topology(spec: str | Path | Mapping[str, Any],
         where = f"{source}: links[{n}]"
         if not isinstance(link, Mapping):
             raise InputError(f"{where}: expected {{cameras: [A, B], transit: [min, max]}}, found {link!r}")
-        for key in link:
-            if key not in _LINK_KEYS:
-                raise InputError(f"{where}: unknown key {key!r}{did_you_mean(str(key), _LINK_KEYS)}; "
-                                 f"allowed: {', '.join(_LINK_KEYS)}")
+        check_keys(where, link, _LINK_KEYS)
         cams = link.get("cameras")
         if not isinstance(cams, list) or len(cams) != 2:
             raise InputError(f"{where}: 'cameras' must list exactly two camera names, found {cams!r}")

@@ -24,7 +24,7 @@ import yaml
 
 from trackreid.errors import InputError
 from trackreid.sampling import STRATEGIES
-from trackreid.suggest import did_you_mean
+from trackreid.suggest import check_keys, did_you_mean
 
 CAMERA_KEYS = ("name", "video", "tracks", "fps", "time_offset")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -83,10 +83,7 @@ def _number(where: str, key: str, value: Any, kind: type) -> Any:
 def _camera(where: str, raw: Any, base: Path) -> Camera:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: expected a mapping {{name: ..., video: ..., tracks: ...}}, got {raw!r}")
-    for k in raw:
-        if k not in CAMERA_KEYS:
-            raise InputError(f"{where}: unknown camera key {k!r}{did_you_mean(str(k), CAMERA_KEYS)}; "
-                             f"a camera has {', '.join(CAMERA_KEYS)}")
+    check_keys(where, raw, CAMERA_KEYS)
     for k in ("name", "video", "tracks"):
         if raw.get(k) in (None, ""):
             raise InputError(f"{where}: the camera has no {k!r}; every camera needs name, video and tracks")
