@@ -18,8 +18,6 @@ checkpoint, ``resume=True`` continues exactly, and a repeated run gives the same
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import time
@@ -39,6 +37,7 @@ from trackreid.datasets import ImageSet
 from trackreid.errors import InputError, OutputError
 from trackreid.io.atomic import atomic_path
 from trackreid.progress import NullProgress, Progress
+from trackreid.train.history import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -390,13 +389,7 @@ def _write_log(out: Path, rows: list[dict[str, Any]]) -> None:
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols and not isinstance(r[k], (dict, list))]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in cols})
-    with atomic_path(out / "adapt_log.csv") as tmp:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
+    write_csv(out / "adapt_log.csv", rows, cols)
     _plot(out, rows)
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,19 @@ COLUMNS = ("epoch", "iteration", "lr", "loss", "loss_ce", "loss_triplet", "train
            "mAP", "rank1", "rank5", "mINP")
 
 
-def write_metrics(output_dir: Path, history: list[dict[str, Any]], best: dict[str, Any] | None) -> None:
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    """``rows`` as CSV with ``columns`` (missing or None values empty), written atomically."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     w.writeheader()
-    for row in history:
-        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
-    with atomic_path(output_dir / "metrics.csv") as tmp:
+    for row in rows:
+        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
+    with atomic_path(path) as tmp:
         tmp.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def write_metrics(output_dir: Path, history: list[dict[str, Any]], best: dict[str, Any] | None) -> None:
+    write_csv(output_dir / "metrics.csv", history, COLUMNS)
     with atomic_path(output_dir / "metrics.json") as tmp:
         tmp.write_text(json.dumps({"history": history, "best": best}, indent=2), encoding="utf-8")
 
