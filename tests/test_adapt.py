@@ -273,3 +273,23 @@ def test_bad_inputs_are_clear(tmp_path: Path, msmt_pth: Path, two_cameras) -> No
     (out / "model_adapted.pth").write_bytes(b"x")
     assert main(["adapt", "--features", str(folders[0]), "--reid-model", str(msmt_pth), "--output-dir",
                  str(out)]) != 0
+
+
+def test_output_folder_rules(tmp_path: Path, msmt_pth: Path, two_cameras) -> None:  # type: ignore[no-untyped-def]
+    """The rules shared with the trainer (train.engine.prepare_run_dir), as adapt words them."""
+    from trackreid.errors import OutputError
+
+    folders, _ = two_cameras
+    s = AdaptSettings(mode="bn", seed=0, **SMALL)  # type: ignore[arg-type]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model_adapted.pth").write_bytes(b"x")
+    with pytest.raises(OutputError, match="already holds an adapt run.*--overwrite.*choose another --output-dir"):
+        adapt(folders, msmt_pth, out, s)
+    assert (out / "model_adapted.pth").read_bytes() == b"x"  # nothing deleted without --overwrite
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="nothing to resume"):
+        adapt(folders, msmt_pth, tmp_path / "empty", s, resume=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="--output-dir exists and is a file"):
+        adapt(folders, msmt_pth, tmp_path / "file", s)

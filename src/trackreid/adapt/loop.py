@@ -34,7 +34,7 @@ from trackreid import __version__
 from trackreid.adapt.data import TrackCrops, read_tracks, track_means
 from trackreid.adapt.memory import TrackMemory
 from trackreid.datasets import ImageSet
-from trackreid.errors import InputError, OutputError
+from trackreid.errors import InputError
 from trackreid.io.atomic import atomic_path
 from trackreid.progress import NullProgress, Progress
 from trackreid.train.history import write_csv
@@ -172,22 +172,13 @@ def _header(loaded: Any, model: nn.Module, base: Path, settings: AdaptSettings, 
 
 
 def _prepare_output(out: Path, resume: bool, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: --output-dir exists and is a file")
-    if resume:
-        if not (out / MODEL_NAME).is_file():
-            raise InputError(f"{out}: nothing to resume (no {MODEL_NAME}); start without --resume")
-        return
-    existing = [n for n in OUR_FILES if (out / n).exists()]
-    if existing and not overwrite:
-        raise OutputError(f"{out}: --output-dir already holds an adapt run ({', '.join(existing)}); pass --resume "
-                          "to continue it, --overwrite to start again, or choose another --output-dir")
-    for n in existing:
-        (out / n).unlink()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"{out}: cannot create --output-dir ({e.strerror})") from None
+    from trackreid.train.engine import prepare_run_dir
+
+    existing = [n for n in OUR_FILES if (out / n).exists()] if out.is_dir() else []
+    prepare_run_dir(out, existing, resume=resume, overwrite=overwrite, flag="--output-dir", kind="an adapt run",
+                    elsewhere="choose another --output-dir")
+    if resume and not (out / MODEL_NAME).is_file():
+        raise InputError(f"{out}: nothing to resume (no {MODEL_NAME}); start without --resume")
 
 
 def _linked_pairs(labels: np.ndarray) -> set[tuple[int, int]]:

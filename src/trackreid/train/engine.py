@@ -149,22 +149,35 @@ def _header(cfg: TrainConfig, model: nn.Module, arch: str, num_classes: int, epo
     }
 
 
-def _prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
-    out = cfg.output_dir
+def prepare_run_dir(out: Path, existing: list[str], *, resume: bool, overwrite: bool, flag: str, kind: str,
+                    elsewhere: str) -> None:
+    """Check and create a run's output folder (training, adaptation); ``existing``: our files already there.
+
+    Refuses a file in the way, and an earlier run unless ``resume`` (keep it) or ``overwrite``
+    (delete our files of it). ``flag`` names the setting, ``kind`` the run, ``elsewhere`` the
+    other way out, in the messages.
+    """
     if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: OUTPUT_DIR exists and is a file")
+        raise OutputError(f"{out}: {flag} exists and is a file")
     if resume:
-        return out
-    existing = sorted(p.name for p in out.glob("model_*.pth")) + [n for n in OUR_FILES if (out / n).exists()]
+        return
     if existing and not overwrite:
-        raise OutputError(f"{out}: OUTPUT_DIR already holds a training run ({', '.join(existing[:4])}); pass "
-                          "--resume to continue it, --overwrite to start again, or set OUTPUT_DIR")
+        raise OutputError(f"{out}: {flag} already holds {kind} ({', '.join(existing[:4])}); pass --resume to "
+                          f"continue it, --overwrite to start again, or {elsewhere}")
     for name in existing:
         (out / name).unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"{out}: cannot create OUTPUT_DIR ({e.strerror})") from None
+        raise OutputError(f"{out}: cannot create {flag} ({e.strerror})") from None
+
+
+def _prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path:
+    out = cfg.output_dir
+    existing = (sorted(p.name for p in out.glob("model_*.pth")) + [n for n in OUR_FILES if (out / n).exists()]
+                if out.is_dir() else [])
+    prepare_run_dir(out, existing, resume=resume, overwrite=overwrite, flag="OUTPUT_DIR", kind="a training run",
+                    elsewhere="set OUTPUT_DIR")
     return out
 
 
