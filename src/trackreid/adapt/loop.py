@@ -65,13 +65,14 @@ class AdaptSettings:
     triplet_margin: float = 0.3
     share_start: float = 0.3  # share of cross-camera mutual nearest pairs linkable in round 1 ...
     share_end: float = 0.8  # ... growing linearly to this share in the last round
+    scale_k: int = 10  # hubness correction of the link similarities (CSLS over k other-camera tracks; 0 = off)
     max_cluster_tracks: int = 0  # 0 = 2 x number of cameras: larger clusters shrink the threshold
     stop_change: float = 0.01  # stop when the linked pairs change less than this (share fully grown)
     bn_images: int = 3000  # crops used to re-estimate the batch-norm statistics (0 = skip)
     seed: int = 0
     device: str = "auto"
     workers: int = 2
-    embed_batch: int = 128
+    embed_batch: int = 64  # 64 embeds 35 % faster per crop than 128 on a 2-core CPU (cache)
     max_minutes: float | None = None
 
     def check(self) -> None:
@@ -313,7 +314,7 @@ class _Run:
         rounds = max(1, self.s.rounds - 1)
         share = self.s.share_start + (self.s.share_end - self.s.share_start) * min(self.round, rounds) / rounds
         max_tracks = self.s.max_cluster_tracks or 2 * len(self.data.cameras)
-        res = pseudo_labels(self.data, centroids, share, max_tracks)
+        res = pseudo_labels(self.data, centroids, share, max_tracks, scale_k=self.s.scale_k)
         return res.labels, {"share": share, **res.info}
 
     def train_round(self, labels: np.ndarray, centroids: np.ndarray, stop: Any, deadline: float | None) -> dict:
@@ -495,6 +496,7 @@ def adapt(
                     log.info("stopping before round %d: it would end past --max-minutes", run.round + 1)
                     break
             feats = run.embed()
+            embed_seconds = round(time.monotonic() - t0, 1)
             centroids = track_means(feats, data.crop_track, data.num_tracks)
             labels, info = run.pseudo(centroids)
             sizes = np.bincount(labels)
@@ -502,7 +504,8 @@ def adapt(
             row = {"round": run.round + 1, "eval_intra_loss": _objective(feats, centroids, data, s.temperature),
                    **_separation(centroids, data.track_camera),
                    "clusters": int(len(sizes)), "linked_share": float((sizes[labels] > 1).mean()),
-                   "largest_cluster": int(sizes.max()), "label_change": change, **info}
+                   "largest_cluster": int(sizes.max()), "label_change": change, "embed_seconds": embed_seconds,
+                   **info}
             grown = s.mode != "full" or info.get("share", 1.0) >= s.share_end - 1e-9
             if s.mode == "full" and change is not None and change < s.stop_change and grown:
                 reason = "converged"
