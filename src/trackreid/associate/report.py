@@ -287,8 +287,9 @@ def _histogram_svg(info: dict[str, Any], thr: float) -> str:
     ly = H + 8
     for k in _SERIES:
         if k in fracs:
+            label = html.escape(_legend(info, k))
             out.append(f"<rect x='{L}' y='{ly}' width='12' height='12' fill='{_COLOURS[k]}' fill-opacity='0.5'/>"
-                       f"<text x='{L + 18}' y='{ly + 10}'>{html.escape(_legend(info, k))} ({int(series[k].sum())})</text>")
+                       f"<text x='{L + 18}' y='{ly + 10}'>{label} ({int(series[k].sum())})</text>")
             ly += 16
     out.append("</svg>")
     return "".join(out)
