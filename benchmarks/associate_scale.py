@@ -7,7 +7,9 @@ measurement runs in its own process, so its peak RSS is its own. The whole assoc
 timed: k-NN graph (exact up to 20k tracks; above, an exact search in a 64-d PCA projection
 whose candidates are re-scored in 512-d), auto threshold, constrained clustering. CPU time
 (user + system) is printed beside wall time: on a shared machine it says what an idle one
-would take (wall time about CPU time / cores). The baseline
+would take (wall time about CPU time / cores). One row per auto-threshold method (``chance``,
+the default, then the earlier ``bayes`` and ``mixture``); all use the same clustering (average
+linkage, pairs that are not edges counted at the null median). The baseline
 is what PP-Human's MTMCT does: sklearn AgglomerativeClustering on the dense N x N cosine
 distance (average linkage, no constraints, at our threshold); it needs O(N^2) memory, so it
 runs up to --baseline-max.
@@ -29,7 +31,7 @@ import numpy as np
 
 
 def worker(kind: str, n: int, cameras: int, dim: int, threshold: float | None,
-           method: str = "bayes") -> dict[str, object]:
+           method: str = "chance") -> dict[str, object]:
     from sklearn.metrics import adjusted_rand_score
 
     from trackreid.associate.cluster import cluster_graph
@@ -79,13 +81,13 @@ def main() -> None:
     ap.add_argument("--baseline-max", type=int, default=10000, help="largest N for the dense baseline")
     ap.add_argument("--worker", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--threshold", type=float, help=argparse.SUPPRESS)
-    ap.add_argument("--methods", default="bayes,mixture",
+    ap.add_argument("--methods", default="chance,bayes,mixture",
                     help="auto-threshold methods to run (each one row; the baseline uses the first's threshold)")
     args = ap.parse_args()
     if args.worker:
         kind, _, method = args.worker[0].partition(":")
         print(json.dumps(worker(kind, int(args.worker[1]), args.cameras, args.dim, args.threshold,
-                                method or "bayes")))
+                                method or "chance")))
         return
     import os
 

@@ -161,7 +161,7 @@ def test_bad_input_one_line_nothing_written(site, tmp_path, capsys, case: str, m
 def test_threshold_method_is_used_and_recorded(site, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     _, (cam_a, cam_b), _ = site
     cuts = {}
-    for method in ("bayes", "mixture"):
+    for method in ("chance", "bayes", "mixture"):
         out = tmp_path / method
         rc, stdout, err = _run(capsys, "--features", str(cam_a), "--features", str(cam_b), "--threshold-method",
                                method, "--output-dir", str(out))
@@ -169,7 +169,8 @@ def test_threshold_method_is_used_and_recorded(site, tmp_path, capsys) -> None: 
         info = json.loads((out / "summary.json").read_text())["threshold"]
         assert method in json.dumps(info)
         cuts[method] = info
-    assert cuts["bayes"] != cuts["mixture"]
+    assert cuts["bayes"] != cuts["mixture"] != cuts["chance"] != cuts["bayes"]
+    assert cuts["chance"]["method"] == "chance" and cuts["chance"]["null_pairs"] > 0
     from trackreid.associate import AssociateConfig
     from trackreid.errors import InputError
 

@@ -81,7 +81,7 @@ def test_cli_with_a_cameras_file_matches_the_library(extracted_site, run, tmp_pa
         argv += ["--features", str(folder), "--camera", name]
     assert main(argv) == 0, capsys.readouterr().err
     stdout = capsys.readouterr().out
-    assert f"threshold {result.threshold:.3f} (auto, bayes)" in stdout
+    assert f"threshold {result.threshold:.3f} (auto, chance)" in stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["constraints"]["revisit_gap"] == 3.0  # the default
     ids = json.loads((out / "global_ids.json").read_text())

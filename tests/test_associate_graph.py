@@ -58,3 +58,48 @@ def test_edges_unique_and_similarity_consistent(opts: dict) -> None:
     g = build_graph(ts, 10, **opts)
     assert np.all(g.i < g.j) and len(np.unique(g.i * len(ts) + g.j)) == len(g.i)
     assert np.allclose(g.similarity(g.i, g.j), g.sim, atol=1e-5)
+
+
+def test_average_linkage_with_every_pair_is_dense_average_linkage() -> None:
+    # no constraint can fire (every track alone in time): with k = N - 1 the sparse clustering is
+    # sklearn's dense average linkage; with a small k the pairs that are not edges count at the
+    # null's median, so it stays close to it (the edge-only mean chains)
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.metrics import adjusted_rand_score
+
+    from trackreid.associate.cluster import cluster_graph
+    from trackreid.associate.constraints import Constraints
+
+    base, identity = synthetic_tracks(240, 6, tracks_per_identity=6, dim=64, noise=0.9, seed=7)
+    n = len(base)
+    ts = TrackSet(base.cameras, base.camera, base.track_id, np.arange(n) * 10.0, np.arange(n) * 10.0 + 1,
+                  base.features)
+    cons = Constraints(ts)
+    for thr in (0.2, 0.35):
+        dense = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+                                        distance_threshold=1.0 - thr).fit_predict(ts.features)
+        full = build_graph(ts, n - 1, debias=False)
+        assert adjusted_rand_score(dense, cluster_graph(ts, full, thr, cons).labels) == 1.0
+        sparse = build_graph(ts, 5, debias=False)
+        assert adjusted_rand_score(dense, cluster_graph(ts, sparse, thr, cons).labels) > 0.9
+        sparse.null = None  # the first version: the mean over the edges alone
+        assert adjusted_rand_score(dense, cluster_graph(ts, sparse, thr, cons).labels) < 0.9
+
+
+def test_null_is_random_cross_camera_pairs() -> None:
+    from trackreid.associate.graph import NULL_PAIRS, cross_camera_pairs
+
+    ts, identity = synthetic_tracks(150, 3, dim=32, seed=1)
+    i, j = cross_camera_pairs(ts)
+    counts = np.bincount(ts.camera)
+    assert len(i) == (counts.sum() ** 2 - (counts ** 2).sum()) // 2  # a small site: every cross-camera pair
+    assert np.all(ts.camera[i] != ts.camera[j]) and np.all(i < j)
+    big, _ = synthetic_tracks(20_000, 50, dim=16, seed=2)
+    i, j = cross_camera_pairs(big)
+    assert len(i) == NULL_PAIRS and np.all(big.camera[i] != big.camera[j])
+    assert len(np.unique(i * len(big) + j)) > 0.99 * NULL_PAIRS  # spread over the site, not a few tracks
+    g = build_graph(ts, 10)
+    assert g.null_sims is not None and g.null is not None and len(g.null_sims) == g.info["null"]["pairs"]
+    assert np.allclose(g.null_sims, g.similarity(*cross_camera_pairs(ts)), atol=1e-6)
+    one_camera = TrackSet(["a"], np.zeros(5, np.int32), np.arange(5), np.zeros(5), np.ones(5), ts.features[:5])
+    assert build_graph(one_camera, 3).null is None  # nothing to estimate it from

@@ -1,4 +1,4 @@
-"""The label-free threshold: known mixtures, the negatives floor, and a clustering it makes work."""
+"""The label-free threshold: known mixtures, the negatives floor, a many-camera site, and a clustering it makes work."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from trackreid.associate.cluster import cluster_graph
 from trackreid.associate.graph import build_graph
 from trackreid.associate.synthetic import synthetic_tracks
 from trackreid.associate.threshold import (
+    CHANCE_MATCHES,
     bayes_cut,
+    chance_cut,
     fit_cut,
     mutual_cross_camera,
+    other_camera_tracks,
     overlapping_pairs,
     plot_threshold,
 )
@@ -81,9 +84,12 @@ def test_auto_threshold_separates_synthetic_identities(tmp_path) -> None:  # typ
     cons = Constraints(ts)
     graph = build_graph(ts, 20)
     value, info = auto_threshold(ts, cons, graph)
-    assert info["method"] == "bayes" and info["null_pairs"] > 1000 and info["prior"] < 0.5
+    assert info["method"] == "chance" and info["null_pairs"] > 1000 and "chance matches" in info["why"]
+    assert info["candidates"] == pytest.approx(other_camera_tracks(ts))
+    bayes, binfo = auto_threshold(ts, cons, graph, method="bayes")
+    assert binfo["method"] == "bayes" and binfo["prior"] < 0.5
     mixture, _ = auto_threshold(ts, cons, graph, method="mixture")
-    assert np.isfinite(mixture)
+    assert np.isfinite(mixture) and np.isfinite(bayes)
     i, j = overlapping_pairs(ts)
     assert len(i) > 100
     assert np.all(cons.overlapping(i, j))  # every sampled negative really overlaps in one camera
@@ -95,3 +101,48 @@ def test_auto_threshold_separates_synthetic_identities(tmp_path) -> None:  # typ
     assert len(np.unique(labels)) < 1.5 * len(np.unique(identity)), info["why"]
     png = plot_threshold(info, tmp_path / "h.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_chance_cut_on_a_known_null() -> None:
+    # two people ~ N(0.02, 0.1), with 3 % of one-person pairs around 0.5 that the robust fit ignores
+    rng = np.random.default_rng(3)
+    null = np.concatenate([rng.normal(0.02, 0.1, 97_000), rng.normal(0.5, 0.1, 3_000)])
+    from scipy.stats import norm
+
+    exact = 0.02 + 0.1 * norm.isf(CHANCE_MATCHES / 1000)  # 0.355
+    assert chance_cut(null[:97_000], 1000.0)[0] == pytest.approx(exact, abs=0.005)
+    value, info = chance_cut(null, 1000.0)
+    assert info["method"] == "chance" and "0.4 chance matches per track" in info["why"]
+    assert info["null_median"] == pytest.approx(0.02, abs=0.01) and info["null_sd"] == pytest.approx(0.1, abs=0.01)
+    assert value == pytest.approx(exact, abs=0.025)  # the one-person minority moves the robust fit a little
+    # more tracks to be fooled by (a bigger site) need a higher cut; fewer, a lower one
+    assert chance_cut(null, 100_000.0)[0] > value + 0.05 > chance_cut(null, 20.0)[0] + 0.05
+    few, finfo = chance_cut(null[:5], 1000.0)
+    assert finfo["method"] == "fallback" and "--threshold" in finfo["why"] and few == pytest.approx(0.5)
+
+
+def test_many_camera_site_where_the_previous_default_failed() -> None:
+    # 1,000 tracks of 100 identities over 100 cameras (each person seen by about 10): the scale
+    # benchmark's data. The previous default (Bayes cut against the graph's cross-camera edges,
+    # average over the edges alone) cut at 0.28 and chained 100 people into 57 clusters.
+    from sklearn.metrics import adjusted_rand_score
+
+    ts, identity = synthetic_tracks(1000, 100, dim=512, rank=96, seed=1)
+    cons = Constraints(ts)
+    graph = build_graph(ts, 20)
+    assert graph.null is not None and abs(graph.null[0]) < 0.02  # two people, after de-biasing: about 0
+    value, info = auto_threshold(ts, cons, graph)
+    bayes, _ = auto_threshold(ts, cons, graph, method="bayes")
+    same = identity[graph.i] == identity[graph.j]
+    wrong_above = float(np.mean(graph.sim[~same] >= value))
+    assert wrong_above < 0.03 and float(np.mean(graph.sim[same] >= value)) > 0.99, info["why"]
+    assert bayes < value - 0.03 and np.mean(graph.sim[~same] >= bayes) > 3 * wrong_above  # its null held one person
+    new = cluster_graph(ts, graph, value, cons).labels
+    assert adjusted_rand_score(identity, new) > 0.98
+    # the previous clustering (pairs that are not edges left out of the average) at the previous cut
+    old_graph = build_graph(ts, 20)
+    old_graph.null = None
+    old = cluster_graph(ts, old_graph, bayes, cons).labels
+    assert adjusted_rand_score(identity, old) < 0.7 and old.max() + 1 < 80
+    # the new linkage alone already holds at the low cut: one stray edge no longer joins two people
+    assert adjusted_rand_score(identity, cluster_graph(ts, graph, bayes, cons).labels) > 0.95

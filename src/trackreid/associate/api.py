@@ -30,7 +30,7 @@ class AssociateConfig:
     """How to associate. Defaults chosen by measurement (docs/associate.md)."""
 
     threshold: float | str = "auto"  # "auto" or a similarity in the graph's scale
-    threshold_method: str = "bayes"  # how "auto" cuts: bayes (few cameras per person) or mixture (docs/associate.md)
+    threshold_method: str = "chance"  # how "auto" cuts: chance (default), bayes or mixture (docs/associate.md)
     topology: Path | str | Mapping[str, Any] | None = None  # file or dict with 'links'
     max_gap: float | None = None  # seconds
     revisit_gap: float | None = REVISIT_GAP  # seconds between a person's tracks in one camera; None: no limit

@@ -65,6 +65,12 @@ _LEGEND = {"edges": "all graph edges",
            "positives": "likely positives (cross-camera mutual nearest neighbours)"}
 
 
+def _legend(info: dict[str, Any], key: str) -> str:
+    if key == "null" and info.get("null_from"):
+        return f"null: {info['null_from']}"
+    return _LEGEND[key]
+
+
 def write_report(result: Association, path: Path, max_rows: int = 300) -> Path:
     """Write the page to ``path`` (the caller makes it atomic: :func:`write_association`)."""
     Path(path).write_text(render_report(result, max_rows), encoding="utf-8")
@@ -281,8 +287,9 @@ def _histogram_svg(info: dict[str, Any], thr: float) -> str:
     ly = H + 8
     for k in _SERIES:
         if k in fracs:
+            label = html.escape(_legend(info, k))
             out.append(f"<rect x='{L}' y='{ly}' width='12' height='12' fill='{_COLOURS[k]}' fill-opacity='0.5'/>"
-                       f"<text x='{L + 18}' y='{ly + 10}'>{html.escape(_LEGEND[k])} ({int(series[k].sum())})</text>")
+                       f"<text x='{L + 18}' y='{ly + 10}'>{label} ({int(series[k].sum())})</text>")
             ly += 16
     out.append("</svg>")
     return "".join(out)

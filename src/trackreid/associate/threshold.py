@@ -1,28 +1,36 @@
 """Choosing the merge threshold without labels.
 
+* **The null** (two different people): random cross-camera pairs of tracks
+  (:attr:`Graph.null_sims <trackreid.associate.graph.Graph>`, fitted by a robust Gaussian,
+  median and 1.4826 x MAD). Almost all are two people, so the fit is clean however many
+  cameras a person crosses.
+* **The cut** (``method="chance"``, the default): a track is compared with every track of the
+  other cameras, ``n`` of them on average; its best chance match (the most similar of those
+  that are other people) sets how high a wrong link can reach. The cut is the similarity that
+  a random different-person pair exceeds with probability ``CHANCE_MATCHES / n``: above it a
+  track expects ``CHANCE_MATCHES`` (0.4) chance matches among all the other cameras' tracks,
+  i.e. its best chance match stays below the cut for about two tracks in three (e^-0.4).
+  The cut rises with the site's size (more tracks to be fooled by) and with the null's
+  spread; it needs no model of the positives, whose spread on real sites is wide and whose
+  share is unknown. The constant was chosen on the real-pixel synth sites of seeds 0-3 and
+  checked on held-out seeds 4-7 (docs/associate.md).
 * **Certain negatives**: pairs of tracks of one camera that share a moment are two people.
-  For each track, the most similar of them (its hardest negative: the best wrong match it
-  certainly has, the counterpart of its best match in another camera).
+  For each track, the most similar of them (its hardest negative). Shown in the histogram;
+  the ``mixture`` method cuts against them. (As the null they lost: few pairs, and people
+  who occlude each other share pixels, docs/associate.md.)
 * **Likely positives**: cross-camera mutual nearest neighbours (track ``j`` is ``i``'s most
   similar track in ``j``'s camera and the other way round); mostly the same person, plus the
   best wrong match of people seen by one camera only.
-* **Different people** (the null): the cross-camera edges of the similarity graph (each
-  track's ``k`` most similar tracks) other than the likely positives; a track has at most one
-  match per other camera, so nearly all of them are two people. They are the pairs the
-  clustering will see.
-* **The cut** (``method="bayes"``, the default): a robust Gaussian (median, 1.4826 x MAD) for
-  each of the null and the likely positives, and a prior: the number of likely positives over
-  the number of cross-camera edges. The threshold is where an edge becomes more likely one
-  person than two (posterior log-odds >= 0). The robust fits ignore the likely positives' tail
-  of wrong matches and the null's few true pairs; the prior is what a mixture fitted on
-  balanced samples lacks (most edges are two people, so the cut sits high in the positives).
-  Random cross-camera pairs as the null (prior over all cross-camera pairs) were measured
-  too and cut higher, at a lower IDF1 (docs/associate.md).
-* ``method="mixture"`` (the first method, kept for comparison): a two-component Gaussian
-  mixture over the hardest negatives and the likely positives (negatives subsampled to the
-  number of positives), cut where the upper component becomes the more likely one, but never
-  below a high quantile (default 90 %) of the hardest negatives; Otsu's method replaces the
-  mixture when it does not separate two components. Measured in docs/associate.md.
+* ``method="bayes"`` (the previous default): a robust Gaussian for each of the graph's
+  cross-camera edges less the likely positives (the null) and the likely positives, prior =
+  likely positives over cross-camera edges, cut where an edge becomes more likely one person
+  than two. Where a person crosses many cameras most of a track's neighbours are that person,
+  the null is full of them and the cut falls too low.
+* ``method="mixture"`` (the first method): a two-component Gaussian mixture over the hardest
+  negatives and the likely positives (negatives subsampled to the number of positives), cut
+  where the upper component becomes the more likely one, but never below a high quantile
+  (default 90 %) of the hardest negatives; Otsu's method replaces the mixture when it does
+  not separate two components.
 
 :func:`auto_threshold` returns the value and a JSON-able ``info`` dict that says how it was
 chosen; :func:`plot_threshold` draws the histogram with the cut marked.
@@ -37,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from trackreid.associate.constraints import Constraints
-from trackreid.associate.graph import Graph
+from trackreid.associate.graph import Graph, robust_gaussian
 from trackreid.associate.tracks import TrackSet
 from trackreid.errors import InputError
 
@@ -50,7 +58,9 @@ MAX_NEGATIVES = 200_000
 FALLBACK = 0.5
 BINS = 50
 MAX_FIT = 20_000  # values the mixture is fitted on (a uniform sample above that)
-METHODS = ("bayes", "mixture")
+METHODS = ("chance", "bayes", "mixture")
+#: ``method="chance"``: chance matches (pairs of two people) a track expects above the cut.
+CHANCE_MATCHES = 0.4
 
 
 def overlapping_pairs(tracks: TrackSet, limit: int = MAX_NEGATIVES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -190,10 +200,38 @@ def _mixture_cut(values: np.ndarray, seed: int) -> tuple[float | None, str]:
     return float(grid[above[0]]), "gmm"
 
 
-def robust_gaussian(values: np.ndarray) -> tuple[float, float]:
-    """(median, 1.4826 x median absolute deviation): a Gaussian's mean and sd, unmoved by a minority tail."""
-    med = float(np.median(values))
-    return med, max(1e-6, 1.4826 * float(np.median(np.abs(values - med))))
+def other_camera_tracks(tracks: TrackSet) -> float:
+    """Tracks of the other cameras, on average over the tracks: each one's candidate matches."""
+    counts = np.bincount(tracks.camera, minlength=len(tracks.cameras)).astype(np.float64)
+    total = counts.sum()
+    return float((counts * (total - counts)).sum() / total) if total else 0.0
+
+
+def chance_cut(null: np.ndarray, candidates: float,
+               matches: float = CHANCE_MATCHES) -> tuple[float, dict[str, Any]]:
+    """The cut a track's chance matches (of ``candidates`` others) exceed ``matches`` times on average.
+
+    ``null``: similarities of (almost all) two people. Returns (cut, info); see the module docstring.
+    """
+    from scipy.stats import norm
+
+    null = np.asarray(null, np.float64)
+    info: dict[str, Any] = {"null_pairs": len(null), "candidates": candidates, "chance_matches": matches}
+    if len(null) < MIN_SAMPLES or candidates < 1:
+        value = FALLBACK
+        info.update(method="fallback", why=f"too few cross-camera pairs to fit ({len(null)}); using the default "
+                    f"{value:.3f}; pass --threshold to set it")
+        return value, info
+    m0, s0 = robust_gaussian(null)
+    tail = min(0.5, matches / candidates)
+    z = float(norm.isf(tail))
+    value = m0 + s0 * z
+    info.update(null_median=m0, null_sd=s0, tail=tail, z=z, method="chance", why=(
+        f"two different people: random cross-camera pairs ~ N({m0:.3f}, {s0:.3f}) (robust fit); each track meets "
+        f"{candidates:.0f} tracks of other cameras, so the cut is where a different-person pair has a "
+        f"{matches:g}/{candidates:.0f} chance to be above it ({z:.2f} sd): {matches:g} chance matches per track "
+        f"expected above {value:.3f}"))
+    return float(value), info
 
 
 def bayes_cut(null: np.ndarray, positives: np.ndarray, prior: float) -> tuple[float, dict[str, Any]]:
@@ -250,9 +288,10 @@ def hardest_negatives(tracks: TrackSet, constraints: Constraints, graph: Graph,
 
 def auto_threshold(tracks: TrackSet, constraints: Constraints | None, graph: Graph,
                    quantile: float = NEGATIVE_QUANTILE, seed: int = 0,
-                   method: str = "bayes") -> tuple[float, dict[str, Any]]:
+                   method: str = "chance") -> tuple[float, dict[str, Any]]:
     """(threshold, info): a cut chosen from the data alone; ``info`` is JSON-able and holds histograms.
 
+    ``method="chance"``: :func:`chance_cut` of the graph's null (random cross-camera pairs).
     Likely positives: cross-camera mutual nearest neighbours. ``method="bayes"``: the cut of
     :func:`bayes_cut` against the graph's cross-camera edges; ``"mixture"``: :func:`fit_cut` against
     each track's hardest same-camera simultaneous track (:func:`hardest_negatives`), never below
@@ -267,13 +306,21 @@ def auto_threshold(tracks: TrackSet, constraints: Constraints | None, graph: Gra
     mutual = mutual_cross_camera(tracks, graph)
     pos = graph.sim[mutual]
     cross = np.flatnonzero(tracks.camera[graph.i] != tracks.camera[graph.j])
-    null = graph.sim[np.setdiff1d(cross, mutual)]
-    if method == "bayes":
+    if method == "chance":
+        null = graph.null_sims if graph.null_sims is not None else np.zeros(0, np.float32)
+        value, info = chance_cut(null, other_camera_tracks(tracks))
+        info["null_from"] = "random cross-camera pairs of tracks (nearly all two people)"
+        info["negatives"] = len(neg)
+        info["positives"] = len(pos)
+    elif method == "bayes":
+        null = graph.sim[np.setdiff1d(cross, mutual)]
         value, info = bayes_cut(null, pos, len(mutual) / max(len(cross), 1))
         info["null_from"] = "the cross-camera edges of the similarity graph, less the likely positives"
         info["negatives"] = len(neg)
     else:
+        null = graph.sim[np.setdiff1d(cross, mutual)]
         value, info = fit_cut(neg, pos, quantile, seed)
+        info["null_from"] = "the cross-camera edges of the similarity graph, less the likely positives"
     info["negatives_from"] = "each track's most similar same-camera track at the same time"
     info["overlapping_pairs"] = len(all_neg)
     lo = float(min(graph.sim.min(initial=0.0), all_neg.min(initial=0.0), null.min(initial=0.0), value - 0.05))
@@ -305,7 +352,7 @@ def plot_threshold(info: dict[str, Any], path: Path, title: str = "") -> Path:
     width = bins[1] - bins[0]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for key, colour, label in (("edges", "#bbbbbb", "all graph edges"),
-                               ("null", "#1f77b4", "cross-camera graph edges (mostly two people)"),
+                               ("null", "#1f77b4", info.get("null_from", "the null (mostly two people)")),
                                ("negatives", "#d62728", "hardest certain negative per track (same camera, same time)"),
                                ("positives", "#2ca02c", "likely positives (cross-camera mutual NN)")):
         counts = np.asarray(h.get(key, []), float)

@@ -32,10 +32,10 @@ Only listed pairs link directly; --max-gap S bounds the time between a person's 
 (pieces of one visit the tracker broke): someone who comes back to a camera later gets a
 second identity. Where people do come back (shops, offices), pass --revisit-gap none.
 
---threshold auto (default) picks the similarity cut without labels: where a cross-camera
-pair becomes more likely one person than two, from the graph's cross-camera edges (mostly two
-people) and cross-camera mutual nearest neighbours (mostly one person); it prints the value
-and why, and saves threshold_histogram.png.
+--threshold auto (default) picks the similarity cut without labels: random cross-camera pairs
+of tracks show how similar two different people look; the cut is set so that each track
+expects only 0.4 chance matches above it among all tracks of the other cameras. It prints the
+value and why, and saves threshold_histogram.png.
 
 Writes to --output-dir: global_ids.json, global_tracks/<camera>.txt, mtmc.txt (AI City
 layout), summary.json, threshold_histogram.png and report.html. Score against ground truth
@@ -86,9 +86,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the outputs")
     p.add_argument("--threshold", type=_threshold, default="auto", metavar="auto|FLOAT",
                    help="similarity at or above which clusters merge (default auto: chosen without labels)")
-    p.add_argument("--threshold-method", choices=("bayes", "mixture"), default="bayes",
-                   help="how --threshold auto cuts (default bayes, best where a person crosses 2-3 cameras; "
-                        "mixture where people cross many cameras: see docs/associate.md)")
+    p.add_argument("--threshold-method", choices=("chance", "bayes", "mixture"), default="chance",
+                   help="how --threshold auto cuts (default chance: above each track's expected best chance "
+                        "match; bayes and mixture are the earlier rules, kept for comparison: docs/associate.md)")
     p.add_argument("--topology", metavar="FILE", help="YAML `links:` of camera pairs and transit [min, max] seconds")
     p.add_argument("--fps", type=float, help="frames per second for cameras whose metadata and cameras file give none")
     p.add_argument("--max-gap", type=float, metavar="SECONDS", help="longest time between a person's tracks")
