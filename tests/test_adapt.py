@@ -14,7 +14,7 @@ import torch
 from trackreid.adapt import AdaptSettings, adapt
 from trackreid.adapt.data import TrackCrops, read_tracks, track_means
 from trackreid.adapt.memory import TrackMemory
-from trackreid.adapt.pseudo import local_scaling, pseudo_labels
+from trackreid.adapt.pseudo import pseudo_labels
 from trackreid.errors import InputError
 
 PEOPLE = 8
@@ -114,31 +114,6 @@ def test_pseudo_labels_respect_every_constraint(cuhk03_val: Path, msmt_pth: Path
     few = pseudo_labels(data, cents, 0.2, 100).labels
     many = pseudo_labels(data, cents, 1.0, 100).labels
     assert (np.bincount(few)[few] > 1).sum() < (np.bincount(many)[many] > 1).sum()
-
-
-def test_local_scaling_takes_the_hub_out_of_the_mutual_pairs() -> None:
-    from types import SimpleNamespace
-
-    # camera 0: a hub (0.9 to everyone in camera 1) and a track close to b0 only (0.85); camera 1: b0..b4
-    camera = np.array([0, 0, 1, 1, 1, 1, 1])
-    i = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
-    j = np.array([2, 3, 4, 5, 6, 2, 3, 4, 5, 6])
-    sim = np.array([0.9] * 5 + [0.85, 0.3, 0.3, 0.3, 0.3], np.float32)
-    g = SimpleNamespace(i=i, j=j, sim=sim.copy())
-
-    def best_for_b0(s: np.ndarray) -> int:
-        return int(i[j == 2][np.argmax(s[j == 2])])
-
-    assert best_for_b0(sim) == 0  # raw cosine: the hub wins b0
-    local_scaling(g, camera, k=10)
-    r_hub, r_a1, r_b0 = 0.9, (0.85 + 4 * 0.3) / 5, (0.9 + 0.85) / 2
-    np.testing.assert_allclose(g.sim[0], 0.9 - (r_hub + r_b0) / 2, atol=1e-6)
-    np.testing.assert_allclose(g.sim[5], 0.85 - (r_a1 + r_b0) / 2, atol=1e-6)
-    assert best_for_b0(g.sim) == 1  # scaled: b0 goes to the track that is close to it alone
-    # k = 1: each end's single best other-camera similarity
-    g1 = SimpleNamespace(i=i, j=j, sim=sim.copy())
-    local_scaling(g1, camera, k=1)
-    np.testing.assert_allclose(g1.sim[5], 0.85 - (0.85 + 0.9) / 2, atol=1e-6)
 
 
 def test_memory_losses_and_update() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trackreid.associate.graph import build_graph, debiased, knn
+from trackreid.associate.graph import build_graph, debiased, hub_scores, knn
 from trackreid.associate.synthetic import synthetic_tracks
 from trackreid.associate.tracks import TrackSet
 from trackreid.embed.preprocess import l2_normalize
@@ -46,8 +46,30 @@ def test_debias_removes_a_camera_offset() -> None:
     assert np.allclose(means[0], ts.features[:30].mean(axis=0), atol=1e-6)
 
 
+def test_hubness_correction_takes_the_hub_out_of_the_nearest_pairs() -> None:
+    # camera 0: a hub (0.9 to everyone in camera 1) and a track close to b0 only (0.85); camera 1: b0..b4
+    camera = np.array([0, 0, 1, 1, 1, 1, 1])
+    i = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    j = np.array([2, 3, 4, 5, 6, 2, 3, 4, 5, 6])
+    sim = np.array([0.9] * 5 + [0.85, 0.3, 0.3, 0.3, 0.3], np.float32)
+    r = hub_scores(camera, i, j, sim, k=10)
+    np.testing.assert_allclose(r, [0.9, (0.85 + 4 * 0.3) / 5, 0.875, 0.6, 0.6, 0.6, 0.6], atol=1e-6)
+    scaled = sim - (r[i] + r[j]) / 2
+    b0 = j == 2
+    assert i[b0][np.argmax(sim[b0])] == 0  # raw cosine: the hub wins b0
+    assert i[b0][np.argmax(scaled[b0])] == 1  # corrected: b0 goes to the track close to it alone
+    np.testing.assert_allclose(hub_scores(camera, i, j, sim, k=1)[1], 0.85)
+    # in a built graph the edges, any pair's similarity and the null carry the same correction
+    ts, _ = synthetic_tracks(200, 4, dim=32, seed=3)
+    plain, hub = build_graph(ts, 10), build_graph(ts, 10, scale_k=5)
+    assert np.array_equal(plain.i, hub.i) and hub.info["scale_k"] == 5
+    r = hub_scores(ts.camera, plain.i, plain.j, plain.sim, 5)
+    np.testing.assert_allclose(hub.sim, plain.sim - (r[plain.i] + r[plain.j]) / 2, atol=1e-5)
+    assert hub.null is not None and plain.null is not None and hub.null[0] < plain.null[0]
+
+
 @pytest.mark.parametrize("opts", [{}, {"rerank": True}, {"set_similarity": True}, {"centralize": "nfc"},
-                                  {"debias": False}])
+                                  {"debias": False}, {"scale_k": 5}, {"scale_k": 5, "rerank": True}])
 def test_edges_unique_and_similarity_consistent(opts: dict) -> None:
     ts, _ = synthetic_tracks(300, 4, dim=32, seed=4)
     counts = np.full(len(ts), 3)

@@ -22,6 +22,13 @@ Options (measured in docs/associate.md):
 :meth:`Graph.similarity` gives the same final similarity for any pairs (the auto threshold
 uses it for pairs outside the graph).
 
+**Hubness correction** (``scale_k``, off by default in ``associate``, on in ``adapt``): every
+similarity ``s(i, j)`` becomes ``s(i, j) - (r_i + r_j) / 2``, where ``r_i`` is the mean of
+track ``i``'s ``scale_k`` best other-camera similarities among the graph's edges
+(cross-domain similarity local scaling, CSLS). A "hub" (a common pose, dark clothes) is close
+to everyone in the other cameras and would otherwise win every nearest-neighbour contest.
+Edges, :meth:`Graph.similarity` and the null all carry it.
+
 **The null** (``Graph.null_sims``, ``Graph.null``): the final similarity of cross-camera pairs
 of tracks drawn at random (every such pair on a small site, else a uniform sample of
 ``NULL_PAIRS``), and its robust Gaussian fit (median, 1.4826 x MAD). A random cross-camera
@@ -74,6 +81,7 @@ class Graph:
     null: tuple[float, float] | None = None  # their robust (median, sd); None: no cross-camera pairs
     _crops: tuple[np.ndarray, np.ndarray] | None = None  # (N, C, D) padded crops, (N, C) mask
     _rerank: Any = None  # (V csr, rowmax) for re-ranking
+    _hub: np.ndarray | None = None  # (N,) r_i of the hubness correction (module docstring)
 
     def similarity(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Final similarity of arbitrary pairs of tracks (same options as the edges)."""
@@ -83,6 +91,8 @@ class Graph:
         step = 65536
         for s in range(0, len(i), step):
             out[s:s + step] = self._pairs(i[s:s + step], j[s:s + step])
+        if self._hub is not None:
+            out -= (self._hub[i] + self._hub[j]) / 2
         return out
 
     def _pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -280,8 +290,24 @@ def _rerank_state(features: np.ndarray, knn_idx: np.ndarray, rowmin: np.ndarray)
     return v, rowsum, rowmax
 
 
+def hub_scores(camera: np.ndarray, i: np.ndarray, j: np.ndarray, sim: np.ndarray, k: int) -> np.ndarray:
+    """(N,) mean of each track's ``k`` best other-camera similarities among the edges ``(i, j, sim)`` (0: none)."""
+    n = len(camera)
+    other = camera[i] != camera[j]
+    node = np.concatenate([i[other], j[other]])
+    s = np.concatenate([sim[other], sim[other]]).astype(np.float64)
+    order = np.lexsort((-s, node))  # by node, then the most similar first
+    node, s = node[order], s[order]
+    rank = np.arange(len(node)) - np.searchsorted(node, np.arange(n))[node]
+    keep = rank < k
+    total = np.bincount(node[keep], s[keep], minlength=n)
+    count = np.bincount(node[keep], minlength=n)
+    return np.divide(total, count, out=np.zeros(n), where=count > 0).astype(np.float32)
+
+
 def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: str | None = None,
-                set_similarity: bool = False, rerank: bool = False, progress: Progress | None = None) -> Graph:
+                set_similarity: bool = False, rerank: bool = False, scale_k: int = 0,
+                progress: Progress | None = None) -> Graph:
     """The sparse similarity graph of ``tracks`` with the chosen options."""
     if k < 1:
         raise InputError(f"k {k!r}: expected at least 1 neighbour per track")
@@ -300,7 +326,7 @@ def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: 
     idx, sims, rowmin = knn(feats, k_search, progress, with_rowmin=rerank)
     graph = Graph(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), feats, idx,
                   {"k": int(k), "debias": bool(debias), "centralize": centralize,
-                   "set_similarity": bool(set_similarity), "rerank": bool(rerank)})
+                   "set_similarity": bool(set_similarity), "rerank": bool(rerank), "scale_k": int(scale_k)})
     if set_similarity:
         graph._crops = _padded_crops(tracks, means)
     if rerank and n > 1:
@@ -317,6 +343,9 @@ def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: 
         graph.sim = graph.similarity(graph.i, graph.j)  # in blocks: never E x D at once
     else:  # the search computed the cosines already
         graph.sim = sims[:, :kk].ravel()[first].astype(np.float32)
+    if scale_k > 0:
+        graph._hub = hub_scores(tracks.camera, graph.i, graph.j, graph.sim, scale_k)
+        graph.sim = graph.sim - (graph._hub[graph.i] + graph._hub[graph.j]) / 2
     graph.info["edges"] = len(graph.i)
     ni, nj = cross_camera_pairs(tracks)
     if len(ni):
