@@ -64,6 +64,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "+ re-rank": {"rerank": True},
     "+ set-to-set": {"set_similarity": True},
     "+ NFC": {"centralize": "nfc"},
+    "+ hubness correction, --hub-k 10": {"hub_k": 10},
     "--revisit-gap none": {"revisit_gap": None},
     "single linkage": {"linkage": "single"},
     "complete linkage": {"linkage": "complete"},
@@ -238,7 +239,7 @@ def run_ours(p: Prepared, score: Scorer, options: dict[str, Any], exhaustive: bo
     tracks, _ = load_cameras(p.cameras, with_crops=config.set_similarity)
     cons = Constraints(tracks, revisit_gap=config.revisit_gap)
     graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,
-                        set_similarity=config.set_similarity, rerank=config.rerank)
+                        set_similarity=config.set_similarity, rerank=config.rerank, scale_k=config.hub_k)
     value, _ = auto_threshold(tracks, cons, graph)
     assert abs(value - result.threshold) < 1e-6, (value, result.threshold)
 

@@ -124,6 +124,7 @@ def _variant(src: Path, dst: Path, dims: int | None = None, sha: str | None = No
     ("unknown_key", "did you mean 'features'"),
     ("topology_unknown_camera", "camera 'camC' is not one of the cameras"),
     ("missing_features", "no such features file"),
+    ("hub_k", "--hub-k -1: expected a number of neighbours"),
 ])
 def test_bad_input_one_line_nothing_written(site, tmp_path, capsys, case: str, message: str) -> None:  # type: ignore[no-untyped-def]
     _, (cam_a, cam_b), _ = site
@@ -149,6 +150,8 @@ def test_bad_input_one_line_nothing_written(site, tmp_path, capsys, case: str, m
         args = ["--features", str(cam_a), "--features", str(cam_b), "--topology", str(yml)]
     elif case == "missing_features":
         args = ["--features", str(cam_a), "--features", str(tmp_path / "nothing.npz")]
+    elif case == "hub_k":
+        args = ["--features", str(cam_a), "--features", str(cam_b), "--hub-k", "-1"]
     rc, stdout, err = _run(capsys, *args, "--output-dir", str(out))
     assert rc != 0
     lines = err.strip().splitlines()
@@ -176,3 +179,29 @@ def test_threshold_method_is_used_and_recorded(site, tmp_path, capsys) -> None: 
 
     with pytest.raises(InputError, match="otsu"):
         AssociateConfig(threshold_method="otsu")
+
+
+def test_hub_k_corrects_graph_and_null_and_is_recorded(site, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """--hub-k K: every similarity, the null included, is lowered by its tracks' mean best other-camera
+    similarity; the chance cut moves with the null (same number of sd above its median)."""
+    _, (cam_a, cam_b), _ = site
+    runs = {}
+    for k in (0, 10):
+        out = tmp_path / f"hub{k}"
+        rc, stdout, err = _run(capsys, "--features", str(cam_a), "--features", str(cam_b), "--hub-k", str(k),
+                               "--output-dir", str(out))
+        assert rc == 0, err
+        runs[k] = json.loads((out / "summary.json").read_text())
+    plain, hub = runs[0], runs[10]
+    assert plain["graph"]["scale_k"] == 0 and hub["graph"]["scale_k"] == 10 and hub["config"]["hub_k"] == 10
+    # CUHK03 people after de-biasing: a track's 10 best other-camera cosines average well above 0,
+    # so the corrected null sits lower by about that much
+    shift = plain["graph"]["null"]["median"] - hub["graph"]["null"]["median"]
+    assert 0.05 < shift < 0.5, shift
+    t0, t1 = plain["threshold"], hub["threshold"]
+    assert t1["method"] == "chance" and t1["z"] == pytest.approx(t0["z"])
+    assert t1["null_median"] < t0["null_median"]
+    cut0 = t0["null_median"] + t0["z"] * t0["null_sd"]
+    cut1 = t1["null_median"] + t1["z"] * t1["null_sd"]
+    assert t0["threshold"] == pytest.approx(cut0, abs=1e-6) and t1["threshold"] == pytest.approx(cut1, abs=1e-6)
+    assert t1["null_median"] < t1["threshold"] < t0["threshold"]

@@ -41,6 +41,7 @@ class AssociateConfig:
     rerank: bool = False
     set_similarity: bool = False
     centralize: str | None = None  # None or "nfc"
+    hub_k: int = 0  # hubness correction (CSLS over each track's k best other-camera edges); 0: off (measured, docs)
 
     def __post_init__(self) -> None:
         t = self.threshold
@@ -57,6 +58,8 @@ class AssociateConfig:
             raise InputError(f"--k {self.k!r}: expected a positive number of neighbours")
         if self.centralize not in (None, "nfc"):
             raise InputError(f"centralize {self.centralize!r}: expected None or 'nfc'")
+        if isinstance(self.hub_k, bool) or not isinstance(self.hub_k, int) or self.hub_k < 0:
+            raise InputError(f"--hub-k {self.hub_k!r}: expected a number of neighbours such as 10, or 0 (off)")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -109,7 +112,8 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     times["load"] = time.perf_counter() - t0
     t = time.perf_counter()
     graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,
-                        set_similarity=config.set_similarity, rerank=config.rerank, progress=progress)
+                        set_similarity=config.set_similarity, rerank=config.rerank, scale_k=config.hub_k,
+                        progress=progress)
     times["graph"] = time.perf_counter() - t
     t = time.perf_counter()
     if config.threshold == "auto":

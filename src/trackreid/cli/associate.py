@@ -104,6 +104,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set-similarity", action="store_true",
                    help="compare tracks crop by crop (best matches) instead of by their mean feature")
     p.add_argument("--nfc", action="store_true", help="Pose2ID neighbour feature centralization before linking")
+    p.add_argument("--hub-k", type=int, default=0, metavar="K",
+                   help="hubness correction: lower each similarity by the mean of both tracks' K best other-camera "
+                        "similarities (CSLS; default 0: off, it did not help on the benchmark sites)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
@@ -136,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
                              topology=topology, max_gap=args.max_gap,
                              revisit_gap=args.revisit_gap, fps=args.fps,
                              k=args.k, linkage=args.linkage, debias=args.debias, rerank=args.rerank,
-                             set_similarity=args.set_similarity, centralize="nfc" if args.nfc else None)
+                             set_similarity=args.set_similarity, centralize="nfc" if args.nfc else None,
+                             hub_k=args.hub_k)
     result = associate_to_folder(cameras, args.output_dir, config, args.overwrite, make_progress(args.quiet))
     s = result.summary
     info = result.threshold_info
