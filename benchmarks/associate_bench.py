@@ -239,7 +239,8 @@ def run_ours(p: Prepared, score: Scorer, options: dict[str, Any], exhaustive: bo
     tracks, _ = load_cameras(p.cameras, with_crops=config.set_similarity)
     cons = Constraints(tracks, revisit_gap=config.revisit_gap)
     graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,
-                        set_similarity=config.set_similarity, rerank=config.rerank, scale_k=config.hub_k)
+                        set_similarity=config.set_similarity, rerank=config.rerank, scale_k=config.hub_k,
+                        hub_per_camera=True)
     value, _ = auto_threshold(tracks, cons, graph)
     assert abs(value - result.threshold) < 1e-6, (value, result.threshold)
 

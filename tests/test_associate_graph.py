@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trackreid.associate.graph import build_graph, debiased, hub_scores, knn
+from trackreid.associate.graph import build_graph, camera_hub_scores, debiased, hub_scores, knn
 from trackreid.associate.synthetic import synthetic_tracks
 from trackreid.associate.tracks import TrackSet
 from trackreid.embed.preprocess import l2_normalize
@@ -68,8 +68,35 @@ def test_hubness_correction_takes_the_hub_out_of_the_nearest_pairs() -> None:
     assert hub.null is not None and plain.null is not None and hub.null[0] < plain.null[0]
 
 
+def test_per_camera_hub_correction_is_csls_per_target_camera() -> None:
+    # against a brute force written here: r_i(c) = mean of i's k best cosines with camera c's tracks, itself left out
+    ts, _ = synthetic_tracks(120, 3, dim=16, seed=5)
+    feats, _ = debiased(ts)
+    full = feats @ feats.T
+    np.fill_diagonal(full, -np.inf)
+    k = 4
+    want = np.zeros((len(ts), 3), np.float32)
+    for c in range(3):
+        top = np.sort(full[:, ts.camera == c], axis=1)[:, ::-1][:, :k]
+        want[:, c] = top.mean(axis=1)
+    r = camera_hub_scores(feats, ts.camera, 3, k)
+    np.testing.assert_allclose(r, want, atol=1e-5)
+    # a camera with fewer than k other tracks: the mean over those there are (itself never counts)
+    two = camera_hub_scores(feats[:3], np.array([0, 0, 1]), 2, 5)
+    np.testing.assert_allclose(two[0], [feats[0] @ feats[1], feats[0] @ feats[2]], atol=1e-5)
+    g = build_graph(ts, 10, scale_k=k, hub_per_camera=True)
+    plain = build_graph(ts, 10)
+    cam = ts.camera
+    np.testing.assert_allclose(g.sim, plain.sim - (want[g.i, cam[g.j]] + want[g.j, cam[g.i]]) / 2, atol=1e-5)
+    assert g.info["hub_per_camera"] and g.null is not None and plain.null is not None and g.null[0] < plain.null[0]
+    # in a 3-camera site it differs from the pooled version (a track's best matches in two cameras mixed)
+    pooled = build_graph(ts, 10, scale_k=k)
+    assert not np.allclose(pooled.sim, g.sim, atol=1e-3)
+
+
 @pytest.mark.parametrize("opts", [{}, {"rerank": True}, {"set_similarity": True}, {"centralize": "nfc"},
-                                  {"debias": False}, {"scale_k": 5}, {"scale_k": 5, "rerank": True}])
+                                  {"debias": False}, {"scale_k": 5}, {"scale_k": 5, "rerank": True},
+                                  {"scale_k": 5, "hub_per_camera": True}])
 def test_edges_unique_and_similarity_consistent(opts: dict) -> None:
     ts, _ = synthetic_tracks(300, 4, dim=32, seed=4)
     counts = np.full(len(ts), 3)

@@ -41,7 +41,7 @@ class AssociateConfig:
     rerank: bool = False
     set_similarity: bool = False
     centralize: str | None = None  # None or "nfc"
-    hub_k: int = 0  # hubness correction (CSLS over each track's k best other-camera edges); 0: off (measured, docs)
+    hub_k: int = 0  # hubness correction (CSLS, per camera: k best matches of a track in each camera); 0: off
 
     def __post_init__(self) -> None:
         t = self.threshold
@@ -113,7 +113,7 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     t = time.perf_counter()
     graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,
                         set_similarity=config.set_similarity, rerank=config.rerank, scale_k=config.hub_k,
-                        progress=progress)
+                        hub_per_camera=True, progress=progress)
     times["graph"] = time.perf_counter() - t
     t = time.perf_counter()
     if config.threshold == "auto":

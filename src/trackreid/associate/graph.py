@@ -27,7 +27,14 @@ similarity ``s(i, j)`` becomes ``s(i, j) - (r_i + r_j) / 2``, where ``r_i`` is t
 track ``i``'s ``scale_k`` best other-camera similarities among the graph's edges
 (cross-domain similarity local scaling, CSLS). A "hub" (a common pose, dark clothes) is close
 to everyone in the other cameras and would otherwise win every nearest-neighbour contest.
-Edges, :meth:`Graph.similarity` and the null all carry it.
+Edges, :meth:`Graph.similarity` and the null all carry it. ``hub_per_camera=True`` (what
+``associate --hub-k`` uses) is CSLS proper, per target camera: ``s(i, j) - (r_i(cam j) +
+r_j(cam i)) / 2``, with ``r_i(c)`` the mean of track ``i``'s ``scale_k`` best feature cosines
+with the tracks of camera ``c`` (other than itself), found by one more blocked pass over all
+tracks (``N x N`` products, like the exact search; memory ``N x cameras``). Pooled over the
+edges, a track seen by two other cameras has both its true matches in ``r_i`` and a track's
+few other-camera edges stand for a whole camera; per camera neither happens
+(docs/associate.md measures both).
 
 **The null** (``Graph.null_sims``, ``Graph.null``): the final similarity of cross-camera pairs
 of tracks drawn at random (every such pair on a small site, else a uniform sample of
@@ -81,7 +88,8 @@ class Graph:
     null: tuple[float, float] | None = None  # their robust (median, sd); None: no cross-camera pairs
     _crops: tuple[np.ndarray, np.ndarray] | None = None  # (N, C, D) padded crops, (N, C) mask
     _rerank: Any = None  # (V csr, rowmax) for re-ranking
-    _hub: np.ndarray | None = None  # (N,) r_i of the hubness correction (module docstring)
+    _hub: np.ndarray | None = None  # (N,) r_i, or (N, cameras) r_i(c), of the hubness correction (module docstring)
+    _camera: np.ndarray | None = None  # (N,) camera of each track, for the per-camera correction
 
     def similarity(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Final similarity of arbitrary pairs of tracks (same options as the edges)."""
@@ -92,8 +100,15 @@ class Graph:
         for s in range(0, len(i), step):
             out[s:s + step] = self._pairs(i[s:s + step], j[s:s + step])
         if self._hub is not None:
-            out -= (self._hub[i] + self._hub[j]) / 2
+            out -= self._hub_pairs(i, j)
         return out
+
+    def _hub_pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        assert self._hub is not None
+        if self._hub.ndim == 1:
+            return (self._hub[i] + self._hub[j]) / 2
+        assert self._camera is not None
+        return (self._hub[i, self._camera[j]] + self._hub[j, self._camera[i]]) / 2
 
     def _pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         if self._crops is not None:
@@ -305,9 +320,39 @@ def hub_scores(camera: np.ndarray, i: np.ndarray, j: np.ndarray, sim: np.ndarray
     return np.divide(total, count, out=np.zeros(n), where=count > 0).astype(np.float32)
 
 
+def camera_hub_scores(features: np.ndarray, camera: np.ndarray, n_cameras: int, k: int) -> np.ndarray:
+    """(N, cameras) mean of each track's ``k`` best cosines with the tracks of each camera (itself left out; 0: none).
+
+    Blocked products over all tracks (memory ``BLOCK_BYTES``), as in the exact neighbour search.
+    """
+    import torch
+
+    n = len(features)
+    out = np.zeros((n, n_cameras), np.float32)
+    if n < 2 or k < 1:
+        return out
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    cols = [torch.from_numpy(np.flatnonzero(camera == c)) for c in range(n_cameras)]
+    block = max(1, min(n, BLOCK_BYTES // (4 * n)))
+    with torch.inference_mode():
+        for s in range(0, n, block):
+            e = min(n, s + block)
+            sim = x[s:e] @ x.T
+            rows = torch.arange(e - s)
+            sim[rows, rows + s] = -torch.inf
+            for c, idx in enumerate(cols):
+                kk = min(k, len(idx))
+                if kk == 0:
+                    continue
+                top = torch.topk(sim[:, idx], kk, dim=1).values
+                top = torch.where(torch.isinf(top), torch.nan, top)  # itself, when its camera has <= k tracks
+                out[s:e, c] = torch.nan_to_num(top.nanmean(dim=1), nan=0.0).numpy()
+    return out
+
+
 def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: str | None = None,
                 set_similarity: bool = False, rerank: bool = False, scale_k: int = 0,
-                progress: Progress | None = None) -> Graph:
+                hub_per_camera: bool = False, progress: Progress | None = None) -> Graph:
     """The sparse similarity graph of ``tracks`` with the chosen options."""
     if k < 1:
         raise InputError(f"k {k!r}: expected at least 1 neighbour per track")
@@ -326,7 +371,8 @@ def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: 
     idx, sims, rowmin = knn(feats, k_search, progress, with_rowmin=rerank)
     graph = Graph(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), feats, idx,
                   {"k": int(k), "debias": bool(debias), "centralize": centralize,
-                   "set_similarity": bool(set_similarity), "rerank": bool(rerank), "scale_k": int(scale_k)})
+                   "set_similarity": bool(set_similarity), "rerank": bool(rerank), "scale_k": int(scale_k),
+                   "hub_per_camera": bool(hub_per_camera and scale_k > 0)})
     if set_similarity:
         graph._crops = _padded_crops(tracks, means)
     if rerank and n > 1:
@@ -343,9 +389,13 @@ def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: 
         graph.sim = graph.similarity(graph.i, graph.j)  # in blocks: never E x D at once
     else:  # the search computed the cosines already
         graph.sim = sims[:, :kk].ravel()[first].astype(np.float32)
-    if scale_k > 0:
+    if scale_k > 0 and hub_per_camera:
+        graph._hub = camera_hub_scores(feats, tracks.camera, len(tracks.cameras), scale_k)
+        graph._camera = tracks.camera
+    elif scale_k > 0:
         graph._hub = hub_scores(tracks.camera, graph.i, graph.j, graph.sim, scale_k)
-        graph.sim = graph.sim - (graph._hub[graph.i] + graph._hub[graph.j]) / 2
+    if graph._hub is not None:
+        graph.sim = (graph.sim - graph._hub_pairs(graph.i, graph.j)).astype(np.float32)
     graph.info["edges"] = len(graph.i)
     ni, nj = cross_camera_pairs(tracks)
     if len(ni):

@@ -105,8 +105,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="compare tracks crop by crop (best matches) instead of by their mean feature")
     p.add_argument("--nfc", action="store_true", help="Pose2ID neighbour feature centralization before linking")
     p.add_argument("--hub-k", type=int, default=0, metavar="K",
-                   help="hubness correction: lower each similarity by the mean of both tracks' K best other-camera "
-                        "similarities (CSLS; default 0: off, it did not help on the benchmark sites)")
+                   help="hubness correction (CSLS): lower each similarity s(i, j) by the mean of i's K best "
+                        "matches in j's camera and j's K best in i's camera, e.g. --hub-k 10 (default 0: off; "
+                        "measured in docs/associate.md: it did not help on every benchmark seed set)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
