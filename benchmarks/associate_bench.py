@@ -21,7 +21,7 @@ Rows of the main table (IDF1 in %, one column per site, then the mean per camera
 * ``ours, --revisit-gap none, auto``: ours without the revisit rule (for deployments where
   people come back to a camera), at its auto threshold.
 
-The second table measures each option (de-biasing, re-ranking, set-to-set similarity, NFC,
+The second table measures each option (de-biasing, re-ranking, set-to-set similarity, NFC, hubness correction,
 linkage) at its auto threshold and at its oracle threshold, as means over all sites.
 
     python benchmarks/associate_bench.py                        # 4 sites, about 15 min on 2 busy cores
