@@ -99,7 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--same-camera-margin", type=float, default=SAME_CAMERA_MARGIN, metavar="M",
                    help="lower the similarity of two tracks of ONE camera by M before clustering: joining a "
                         "camera's broken tracks needs more evidence than a cross-camera link (default "
-                        f"{SAME_CAMERA_MARGIN:g}; 0: judged alike; measured in docs/associate.md)")
+                        f"{SAME_CAMERA_MARGIN:g}: off; e.g. 0.1, measured in docs/associate.md)")
     p.add_argument("--k", type=int, default=20, help="neighbours per track in the similarity graph (default 20)")
     p.add_argument("--linkage", choices=("average", "single", "complete"), default="average",
                    help="cluster similarity from the edges between two clusters (default average)")
