@@ -240,7 +240,7 @@ def run_ours(p: Prepared, score: Scorer, options: dict[str, Any], exhaustive: bo
     cons = Constraints(tracks, revisit_gap=config.revisit_gap)
     graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,
                         set_similarity=config.set_similarity, rerank=config.rerank, scale_k=config.hub_k,
-                        hub_per_camera=True)
+                        hub_per_camera=True, same_camera_margin=config.same_camera_margin)
     value, _ = auto_threshold(tracks, cons, graph)
     assert abs(value - result.threshold) < 1e-6, (value, result.threshold)
 

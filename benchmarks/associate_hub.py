@@ -11,10 +11,10 @@ with the labels (every distinct threshold tried). Hungarian at its oracle thresh
     python benchmarks/associate_hub.py --work /tmp/assoc_bench --seeds 4 --first-seed 4
     python benchmarks/associate_hub.py --work /tmp/assoc_bench --seeds 4 --first-seed 8 --ks 10
 
-``--same-camera-penalty X`` adds a row that is not a library option: no hub correction, and
-every similarity of two tracks of ONE camera (edges and ``Graph.similarity``) lowered by ``X``
-(a stricter bar for joining a camera's broken tracks; the null is cross-camera and unchanged,
-so the auto cut is the default's). A lead from docs/associate.md, measured here to be re-checked.
+Every row uses the default ``--same-camera-margin``; ``--same-camera-margin X`` adds a row with
+no hub correction and margin ``X`` instead (``associate --same-camera-margin``: every similarity
+of two tracks of ONE camera lowered by ``X``; the null is cross-camera and unchanged, so the
+auto cut is the same). ``--same-camera-margin 0`` is the row without it.
 """
 
 from __future__ import annotations
@@ -29,33 +29,19 @@ import numpy as np
 from _common import data_dir, machine
 from associate_bench import SITES, Scorer, best_over, ids_from_labels, prepare, run_hungarian
 
-from trackreid.associate.api import REVISIT_GAP
+from trackreid.associate.api import REVISIT_GAP, SAME_CAMERA_MARGIN
 from trackreid.associate.cluster import cluster_graph
 from trackreid.associate.constraints import Constraints
-from trackreid.associate.graph import Graph, build_graph
+from trackreid.associate.graph import build_graph
 from trackreid.associate.threshold import auto_threshold
 from trackreid.associate.tracks import load_cameras
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def same_camera_penalised(g: Graph, camera: np.ndarray, penalty: float) -> Graph:
-    """``g`` with every same-camera similarity lowered by ``penalty`` (edges and any pair asked for)."""
-    base = g.similarity
-
-    def similarity(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        return base(i, j) - np.float32(penalty) * (camera[i] == camera[j])
-
-    g.similarity = similarity  # type: ignore[method-assign]
-    g.sim = (g.sim - np.float32(penalty) * (camera[g.i] == camera[g.j])).astype(np.float32)
-    return g
-
-
 def measure(tracks: Any, cons: Constraints, score: Scorer, k: int, per_camera: bool,
-            penalty: float = 0.0) -> dict[str, float]:
-    g = build_graph(tracks, 20, scale_k=k, hub_per_camera=per_camera)
-    if penalty:
-        g = same_camera_penalised(g, tracks.camera, penalty)
+            margin: float) -> dict[str, float]:
+    g = build_graph(tracks, 20, scale_k=k, hub_per_camera=per_camera, same_camera_margin=margin)
     thr, _ = auto_threshold(tracks, cons, g)
 
     def at(t: float) -> float:
@@ -76,8 +62,8 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--ks", default="5,10,20", help="per-camera K values (default 5,10,20)")
     ap.add_argument("--pooled", default="10", help="pooled (graph-edge) K values; '' for none (default 10)")
-    ap.add_argument("--same-camera-penalty", type=float, default=0.0,
-                    help="also a row with same-camera similarities lowered by this (no hub correction; 0: no row)")
+    ap.add_argument("--same-camera-margin", type=float,
+                    help="also a row with this --same-camera-margin (no hub correction; default: no row)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     print(machine())
@@ -88,12 +74,12 @@ def main() -> None:
         from trackreid.embed.factory import build_embedder
 
         embedder = build_embedder(data_dir() / "weights" / "osnet_x0_25_msmt17.pth", device="cpu", batch_size=64)
-    variants: list[tuple[str, int, bool, float]] = [("no correction (default)", 0, False, 0.0)]
-    variants += [(f"--hub-k {k} (per camera)", int(k), True, 0.0) for k in args.ks.split(",") if k]
-    variants += [(f"pooled over edges, K {k}", int(k), False, 0.0) for k in args.pooled.split(",") if k]
-    if args.same_camera_penalty:
-        variants.append((f"same-camera pairs {args.same_camera_penalty:g} lower (not an option)", 0, False,
-                         args.same_camera_penalty))
+    m = SAME_CAMERA_MARGIN
+    variants: list[tuple[str, int, bool, float]] = [("no correction (default)", 0, False, m)]
+    variants += [(f"--hub-k {k} (per camera)", int(k), True, m) for k in args.ks.split(",") if k]
+    variants += [(f"pooled over edges, K {k}", int(k), False, m) for k in args.pooled.split(",") if k]
+    if args.same_camera_margin is not None:
+        variants.append((f"--same-camera-margin {args.same_camera_margin:g}", 0, False, args.same_camera_margin))
     rows: dict[str, list[dict[str, float]]] = {name: [] for name, _, _, _ in variants}
     hung: list[float] = []
     labels: list[str] = []
@@ -105,8 +91,8 @@ def main() -> None:
             cons = Constraints(tracks, revisit_gap=REVISIT_GAP)
             hung.append(100 * run_hungarian(tracks, score)[1])
             labels.append(p.label)
-            for name, k, per_camera, penalty in variants:
-                rows[name].append(measure(tracks, cons, score, k, per_camera, penalty))
+            for name, k, per_camera, margin in variants:
+                rows[name].append(measure(tracks, cons, score, k, per_camera, margin))
             print(f"  done {p.label} ({time.perf_counter() - t0:.0f} s so far)", flush=True)
     groups = {"all": list(range(len(labels))),
               **{g: [i for i, lab in enumerate(labels) if lab.startswith(g)] for g in SITES}}

@@ -125,6 +125,8 @@ def _variant(src: Path, dst: Path, dims: int | None = None, sha: str | None = No
     ("topology_unknown_camera", "camera 'camC' is not one of the cameras"),
     ("missing_features", "no such features file"),
     ("hub_k", "--hub-k -1: expected a number of neighbours"),
+    ("margin_negative", "--same-camera-margin -0.1: expected a similarity margin from 0 to 2"),
+    ("margin_nan", "--same-camera-margin nan: expected a similarity margin from 0 to 2"),
 ])
 def test_bad_input_one_line_nothing_written(site, tmp_path, capsys, case: str, message: str) -> None:  # type: ignore[no-untyped-def]
     _, (cam_a, cam_b), _ = site
@@ -152,6 +154,9 @@ def test_bad_input_one_line_nothing_written(site, tmp_path, capsys, case: str, m
         args = ["--features", str(cam_a), "--features", str(tmp_path / "nothing.npz")]
     elif case == "hub_k":
         args = ["--features", str(cam_a), "--features", str(cam_b), "--hub-k", "-1"]
+    elif case.startswith("margin_"):
+        value = {"margin_negative": "-0.1", "margin_nan": "nan"}[case]
+        args = ["--features", str(cam_a), "--features", str(cam_b), "--same-camera-margin", value]
     rc, stdout, err = _run(capsys, *args, "--output-dir", str(out))
     assert rc != 0
     lines = err.strip().splitlines()
@@ -205,3 +210,33 @@ def test_hub_k_corrects_graph_and_null_and_is_recorded(site, tmp_path, capsys) -
     cut1 = t1["null_median"] + t1["z"] * t1["null_sd"]
     assert t0["threshold"] == pytest.approx(cut0, abs=1e-6) and t1["threshold"] == pytest.approx(cut1, abs=1e-6)
     assert t1["null_median"] < t1["threshold"] < t0["threshold"]
+
+
+def test_same_camera_margin_is_used_and_recorded(site, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """--same-camera-margin M: recorded in summary.json; the null (cross-camera) and so the auto cut do not
+    move; fewer pairs of one camera's tracks end up as one person."""
+    _, (cam_a, cam_b), _ = site
+    runs = {}
+    for m in ("0", "0.3"):
+        out = tmp_path / f"margin{m}"
+        rc, stdout, err = _run(capsys, "--features", str(cam_a), "--features", str(cam_b), "--same-camera-margin", m,
+                               "--output-dir", str(out))
+        assert rc == 0, err
+        summary = json.loads((out / "summary.json").read_text())
+        ids = json.loads((out / "global_ids.json").read_text())
+        same = sum(len(v) * (len(v) - 1) // 2 for cam in ids.values()
+                   for v in _groups(cam).values())  # pairs of one camera's tracks given one identity
+        runs[m] = summary, same
+    (plain, plain_same), (strict, strict_same) = runs["0"], runs["0.3"]
+    assert plain["config"]["same_camera_margin"] == 0 and strict["config"]["same_camera_margin"] == 0.3
+    assert strict["graph"]["same_camera_margin"] == 0.3
+    assert strict["graph"]["null"] == plain["graph"]["null"]
+    assert strict["threshold"]["threshold"] == plain["threshold"]["threshold"]
+    assert plain_same > 0 and strict_same < plain_same, (plain_same, strict_same)
+
+
+def _groups(cam_ids: dict[str, int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for t, g in cam_ids.items():
+        out.setdefault(g, []).append(t)
+    return out

@@ -109,11 +109,12 @@ def test_revisit_gap_splits_two_visits_and_keeps_a_broken_track() -> None:
         Constraints(ts, revisit_gap=-1.0)
 
 
-def test_cli_default_revisit_gap_matches_the_library() -> None:
-    from trackreid.associate.api import REVISIT_GAP, AssociateConfig
+def test_cli_defaults_match_the_library() -> None:
+    from trackreid.associate.api import REVISIT_GAP, SAME_CAMERA_MARGIN, AssociateConfig
     from trackreid.cli import associate as cli
 
     assert cli.REVISIT_GAP == REVISIT_GAP == AssociateConfig().revisit_gap
+    assert cli.SAME_CAMERA_MARGIN == SAME_CAMERA_MARGIN == AssociateConfig().same_camera_margin
 
 
 def test_constraints_matter_and_clear_identities_are_found() -> None:

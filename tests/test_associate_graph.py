@@ -9,6 +9,7 @@ from trackreid.associate.graph import build_graph, camera_hub_scores, debiased, 
 from trackreid.associate.synthetic import synthetic_tracks
 from trackreid.associate.tracks import TrackSet
 from trackreid.embed.preprocess import l2_normalize
+from trackreid.errors import InputError
 
 
 def test_projected_search_finds_what_the_exact_search_finds() -> None:
@@ -152,3 +153,32 @@ def test_null_is_random_cross_camera_pairs() -> None:
     assert np.allclose(g.null_sims, g.similarity(*cross_camera_pairs(ts)), atol=1e-6)
     one_camera = TrackSet(["a"], np.zeros(5, np.int32), np.arange(5), np.zeros(5), np.ones(5), ts.features[:5])
     assert build_graph(one_camera, 3).null is None  # nothing to estimate it from
+
+
+def test_same_camera_margin_keeps_look_alikes_of_one_camera_apart() -> None:
+    """Two look-alike tracks of one camera 1 s apart (the revisit gap allows them) and a cross-camera
+    pair just as similar: at a cut the margin lifts the same-camera pair over, only the cross pair joins."""
+    from trackreid.associate.cluster import cluster_graph
+    from trackreid.associate.constraints import Constraints
+
+    e = np.eye(6, dtype=np.float32)
+    h = np.float32(np.sqrt(0.75))
+    feats = np.stack([e[0], 0.5 * e[0] + h * e[1], e[2],  # camera 0: tracks 0 and 1 look alike (cosine 0.5)
+                      0.5 * e[2] + h * e[3], e[4], e[5]])  # camera 1: track 3 is as close to track 2 (0.5)
+    ts = TrackSet(["a", "b"], [0, 0, 0, 1, 1, 1], [1, 2, 3, 1, 2, 3], [0, 2, 0, 0, 2, 0], [1, 3, 3, 1, 3, 3],
+                  feats)
+    cons = Constraints(ts, revisit_gap=3.0)
+    plain = build_graph(ts, 5, debias=False)
+    strict = build_graph(ts, 5, debias=False, same_camera_margin=0.1)
+    assert strict.info["same_camera_margin"] == 0.1 and plain.info["same_camera_margin"] == 0.0
+    np.testing.assert_allclose(strict.similarity(np.array([0, 2]), np.array([1, 3])), [0.4, 0.5], atol=1e-6)
+    same = ts.camera[strict.i] == ts.camera[strict.j]
+    np.testing.assert_allclose(strict.sim, plain.sim - 0.1 * same, atol=1e-6)
+    np.testing.assert_allclose(strict.sim, strict.similarity(strict.i, strict.j), atol=1e-6)
+    assert strict.null == plain.null  # the null is cross-camera: the auto cut does not move
+    before = cluster_graph(ts, plain, 0.45, cons).labels
+    after = cluster_graph(ts, strict, 0.45, cons).labels
+    assert before[0] == before[1] and before[2] == before[3]
+    assert after[0] != after[1] and after[2] == after[3]
+    with pytest.raises(InputError, match="same-camera margin"):
+        build_graph(ts, 5, same_camera_margin=-0.1)

@@ -23,6 +23,8 @@ from trackreid.progress import NullProgress, Progress
 log = logging.getLogger(__name__)
 
 REVISIT_GAP: float | None = 3.0
+#: Default ``same_camera_margin`` (docs/associate.md, "Same-camera margin").
+SAME_CAMERA_MARGIN = 0.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class AssociateConfig:
     set_similarity: bool = False
     centralize: str | None = None  # None or "nfc"
     hub_k: int = 0  # hubness correction (CSLS, per camera: k best matches of a track in each camera); 0: off
+    same_camera_margin: float = SAME_CAMERA_MARGIN  # lowers every same-camera similarity by this; 0: off
 
     def __post_init__(self) -> None:
         t = self.threshold
@@ -60,6 +63,10 @@ class AssociateConfig:
             raise InputError(f"centralize {self.centralize!r}: expected None or 'nfc'")
         if isinstance(self.hub_k, bool) or not isinstance(self.hub_k, int) or self.hub_k < 0:
             raise InputError(f"--hub-k {self.hub_k!r}: expected a number of neighbours such as 10, or 0 (off)")
+        m = self.same_camera_margin
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not np.isfinite(m) or not 0 <= m <= 2:
+            raise InputError(f"--same-camera-margin {m!r}: expected a similarity margin from 0 to 2 such as 0.1 "
+                             "(0: same-camera pairs judged like cross-camera ones)")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -113,7 +120,7 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     t = time.perf_counter()
     graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,
                         set_similarity=config.set_similarity, rerank=config.rerank, scale_k=config.hub_k,
-                        hub_per_camera=True, progress=progress)
+                        hub_per_camera=True, same_camera_margin=config.same_camera_margin, progress=progress)
     times["graph"] = time.perf_counter() - t
     t = time.perf_counter()
     if config.threshold == "auto":

@@ -36,6 +36,13 @@ edges, a track seen by two other cameras has both its true matches in ``r_i`` an
 few other-camera edges stand for a whole camera; per camera neither happens
 (docs/associate.md measures both).
 
+**Same-camera margin** (``same_camera_margin``; ``associate --same-camera-margin``): every
+similarity of two tracks of ONE camera (edges and :meth:`Graph.similarity`) is lowered by this
+much, after any other option. Joining two tracks of one camera (pieces of one visit the tracker
+broke, allowed by the revisit gap) then needs more evidence than a cross-camera link: two people
+in one camera share background and light and look alike. The null is cross-camera and does not
+move, so neither does the ``chance`` cut.
+
 **The null** (``Graph.null_sims``, ``Graph.null``): the final similarity of cross-camera pairs
 of tracks drawn at random (every such pair on a small site, else a uniform sample of
 ``NULL_PAIRS``), and its robust Gaussian fit (median, 1.4826 x MAD). A random cross-camera
@@ -89,7 +96,8 @@ class Graph:
     _crops: tuple[np.ndarray, np.ndarray] | None = None  # (N, C, D) padded crops, (N, C) mask
     _rerank: Any = None  # (V csr, rowmax) for re-ranking
     _hub: np.ndarray | None = None  # (N,) r_i, or (N, cameras) r_i(c), of the hubness correction (module docstring)
-    _camera: np.ndarray | None = None  # (N,) camera of each track, for the per-camera correction
+    _camera: np.ndarray | None = None  # (N,) camera of each track, for the per-camera correction and the margin
+    _same_camera_margin: float = 0.0  # subtracted from every same-camera similarity (module docstring)
 
     def similarity(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Final similarity of arbitrary pairs of tracks (same options as the edges)."""
@@ -101,7 +109,13 @@ class Graph:
             out[s:s + step] = self._pairs(i[s:s + step], j[s:s + step])
         if self._hub is not None:
             out -= self._hub_pairs(i, j)
+        if self._same_camera_margin:
+            out -= self._margin_pairs(i, j)
         return out
+
+    def _margin_pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        assert self._camera is not None
+        return (np.float32(self._same_camera_margin) * (self._camera[i] == self._camera[j])).astype(np.float32)
 
     def _hub_pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         assert self._hub is not None
@@ -352,10 +366,13 @@ def camera_hub_scores(features: np.ndarray, camera: np.ndarray, n_cameras: int, 
 
 def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: str | None = None,
                 set_similarity: bool = False, rerank: bool = False, scale_k: int = 0,
-                hub_per_camera: bool = False, progress: Progress | None = None) -> Graph:
+                hub_per_camera: bool = False, same_camera_margin: float = 0.0,
+                progress: Progress | None = None) -> Graph:
     """The sparse similarity graph of ``tracks`` with the chosen options."""
     if k < 1:
         raise InputError(f"k {k!r}: expected at least 1 neighbour per track")
+    if not np.isfinite(same_camera_margin) or same_camera_margin < 0:
+        raise InputError(f"same-camera margin {same_camera_margin!r}: expected a similarity >= 0 such as 0.1 (0: off)")
     if centralize not in (None, "nfc"):
         raise InputError(f"centralize {centralize!r}: expected None or 'nfc'")
     n = len(tracks)
@@ -372,7 +389,8 @@ def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: 
     graph = Graph(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), feats, idx,
                   {"k": int(k), "debias": bool(debias), "centralize": centralize,
                    "set_similarity": bool(set_similarity), "rerank": bool(rerank), "scale_k": int(scale_k),
-                   "hub_per_camera": bool(hub_per_camera and scale_k > 0)})
+                   "hub_per_camera": bool(hub_per_camera and scale_k > 0),
+                   "same_camera_margin": float(same_camera_margin)})
     if set_similarity:
         graph._crops = _padded_crops(tracks, means)
     if rerank and n > 1:
@@ -396,6 +414,10 @@ def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: 
         graph._hub = hub_scores(tracks.camera, graph.i, graph.j, graph.sim, scale_k)
     if graph._hub is not None:
         graph.sim = (graph.sim - graph._hub_pairs(graph.i, graph.j)).astype(np.float32)
+    if same_camera_margin > 0:
+        graph._camera = tracks.camera
+        graph._same_camera_margin = float(same_camera_margin)
+        graph.sim = (graph.sim - graph._margin_pairs(graph.i, graph.j)).astype(np.float32)
     graph.info["edges"] = len(graph.i)
     ni, nj = cross_camera_pairs(tracks)
     if len(ni):

@@ -8,6 +8,7 @@ from typing import Any
 
 NAME = "associate"
 REVISIT_GAP: float | None = 3.0  # keep equal to trackreid.associate.api.REVISIT_GAP (not imported: --help stays light)
+SAME_CAMERA_MARGIN = 0.0  # keep equal to trackreid.associate.api.SAME_CAMERA_MARGIN (same reason)
 HELP = "link the tracks of several cameras: one global id per person (step 4)"
 DESCRIPTION = """\
 Associate tracks across cameras from the features `trackreid extract` wrote for each camera.
@@ -95,6 +96,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revisit-gap", type=_gap, default=REVISIT_GAP, metavar="SECONDS|none",
                    help="longest time between a person's tracks in ONE camera (default "
                         f"{'none' if REVISIT_GAP is None else f'{REVISIT_GAP:g} s'}; none: people may come back)")
+    p.add_argument("--same-camera-margin", type=float, default=SAME_CAMERA_MARGIN, metavar="M",
+                   help="lower the similarity of two tracks of ONE camera by M before clustering: joining a "
+                        "camera's broken tracks needs more evidence than a cross-camera link (default "
+                        f"{SAME_CAMERA_MARGIN:g}: off; e.g. 0.1, measured in docs/associate.md)")
     p.add_argument("--k", type=int, default=20, help="neighbours per track in the similarity graph (default 20)")
     p.add_argument("--linkage", choices=("average", "single", "complete"), default="average",
                    help="cluster similarity from the edges between two clusters (default average)")
@@ -141,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                              revisit_gap=args.revisit_gap, fps=args.fps,
                              k=args.k, linkage=args.linkage, debias=args.debias, rerank=args.rerank,
                              set_similarity=args.set_similarity, centralize="nfc" if args.nfc else None,
-                             hub_k=args.hub_k)
+                             hub_k=args.hub_k, same_camera_margin=args.same_camera_margin)
     result = associate_to_folder(cameras, args.output_dir, config, args.overwrite, make_progress(args.quiet))
     s = result.summary
     info = result.threshold_info
