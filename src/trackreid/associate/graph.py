@@ -56,6 +56,7 @@ are not edges at its median (:mod:`trackreid.associate.cluster`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,6 +212,24 @@ def knn(features: np.ndarray, k: int, progress: Progress | None = None, exact_li
     return _exact_knn(features, kk, progress, with_rowmin)
 
 
+def _similarity_blocks(features: np.ndarray) -> Iterator[tuple[int, int, Any]]:
+    """Row blocks ``(start, end, cosines)`` of the N x N cosine matrix (``BLOCK_BYTES`` each), self at -inf.
+
+    Call inside ``torch.inference_mode()``.
+    """
+    import torch
+
+    n = len(features)
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    block = max(1, min(n, BLOCK_BYTES // (4 * n)))
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        sim = x[s:e] @ x.T
+        rows = torch.arange(e - s)
+        sim[rows, rows + s] = -torch.inf
+        yield s, e, sim
+
+
 def _exact_knn(features: np.ndarray, kk: int, progress: Progress,
                with_rowmin: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import torch
@@ -219,17 +238,12 @@ def _exact_knn(features: np.ndarray, kk: int, progress: Progress,
     idx = np.zeros((n, kk), np.int64)
     sims = np.zeros((n, kk), np.float32)
     rowmin = np.ones(n, np.float32)
-    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-    block = max(1, min(n, BLOCK_BYTES // (4 * n)))
     progress.start("associate: nearest neighbours", n, "tracks")
     with torch.inference_mode():
-        for s in range(0, n, block):
-            e = min(n, s + block)
-            sim = x[s:e] @ x.T
-            rows = torch.arange(e - s)
-            sim[rows, rows + s] = -torch.inf
+        for s, e, sim in _similarity_blocks(features):
             v, ix = torch.topk(sim, kk, dim=1, largest=True, sorted=True)
             if with_rowmin:  # only re-ranking needs it
+                rows = torch.arange(e - s)
                 sim[rows, rows + s] = torch.inf
                 rowmin[s:e] = sim.min(dim=1).values.numpy()
             idx[s:e] = ix.numpy()
@@ -345,15 +359,9 @@ def camera_hub_scores(features: np.ndarray, camera: np.ndarray, n_cameras: int, 
     out = np.zeros((n, n_cameras), np.float32)
     if n < 2 or k < 1:
         return out
-    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     cols = [torch.from_numpy(np.flatnonzero(camera == c)) for c in range(n_cameras)]
-    block = max(1, min(n, BLOCK_BYTES // (4 * n)))
     with torch.inference_mode():
-        for s in range(0, n, block):
-            e = min(n, s + block)
-            sim = x[s:e] @ x.T
-            rows = torch.arange(e - s)
-            sim[rows, rows + s] = -torch.inf
+        for s, e, sim in _similarity_blocks(features):
             for c, idx in enumerate(cols):
                 kk = min(k, len(idx))
                 if kk == 0:
