@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +55,16 @@ def require_network_namespace() -> None:
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
+
+
+def kill_when_done_marker(cmd: list[str], out: Path, pattern: str, what: str, poll: float = 0.05) -> None:
+    """Run ``cmd`` in its own session; SIGKILL its whole process group once ``out.glob(pattern)`` finds a file."""
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob(pattern)):
+            assert proc.poll() is None and time.monotonic() < deadline, f"the {what} ended before it could be killed"
+            time.sleep(poll)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.sites import SEGMENT_MINUTES, assert_same_features, make_site, no_partial_files
+from tests.sites import SEGMENT_MINUTES, assert_same_features, kill_when_done_marker, make_site, no_partial_files
 from trackreid.embed.factory import build_embedder
 from trackreid.errors import InputError
 from trackreid.extract import ExtractConfig, extract
@@ -182,15 +182,7 @@ def test_a_killed_single_extract_continues_from_its_segments(clean_run: tuple[Pa
     cmd = [sys.executable, "-m", "trackreid", "extract", "--source", str(cam.video), "--tracks", str(cam.tracks),
            "--reid-model", str(msmt_pth), "--output-dir", str(out), "--segment-minutes", str(SEGMENT_MINUTES),
            "--save-crops", "--quiet"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob(".parts/*.done.json")):
-            assert proc.poll() is None and time.monotonic() < deadline, "the extract ended before it could be killed"
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_when_done_marker(cmd, out, ".parts/*.done.json", "extract")
     assert not (out / "track_features.npz").exists()
     seen: list[int] = []
     import trackreid.run.store as store

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 from tests.sites import (
     SEGMENT_MINUTES,
     assert_same_features,
+    kill_when_done_marker,
     make_site,
     no_partial_files,
     require_network_namespace,
@@ -128,15 +128,7 @@ def test_a_killed_ray_driver_resumes_with_only_the_missing_segments(cluster: Any
     cmd = [sys.executable, "-m", "trackreid", "run", "--site", str(ray_site), "--output-dir", str(out),
            "--engine", "ray", "--address", cluster.address, "--workers", "1",
            "--segment-minutes", str(SEGMENT_MINUTES), "--no-associate", "--quiet"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob("cameras/*/.parts/*.done.json")):
-            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_when_done_marker(cmd, out, "cameras/*/.parts/*.done.json", "run", poll=0.02)
     time.sleep(1.0)  # a task of the dead driver may still finish its part; either way it is whole or absent
     finished = len(list(out.glob("cameras/*/.parts/*.done.json")))
     assert 1 <= finished < 12
