@@ -80,38 +80,46 @@ def build_cameras(data: Path, work: Path, seed: int = 0) -> tuple[list[Path], di
     return cams, truth
 
 
+def track_people(cams: list[Path], truth: dict[str, dict[int, int]]) -> np.ndarray:
+    """The hidden person of every track, in adapt's track order (for scoring only)."""
+    from trackreid.adapt.data import read_tracks
+
+    d = read_tracks(cams)
+    return np.array([truth[d.cameras[c]][int(t)] for c, t in zip(d.track_camera, d.track_id, strict=True)])
+
+
+def pair_quality(labels: np.ndarray, person: np.ndarray, possible: int) -> dict[str, float]:
+    """Linked track pairs of ``labels``: how many, the share that are one person, the share of ``possible`` found."""
+    tp = fp = 0
+    for lab in np.unique(labels):
+        m = np.flatnonzero(labels == lab)
+        same = person[m][:, None] == person[m][None, :]
+        pairs = len(m) * (len(m) - 1) // 2
+        right = int(np.triu(same, 1).sum())
+        tp, fp = tp + right, fp + pairs - right
+    return {"links": tp + fp, "link_precision": 100 * tp / max(1, tp + fp), "link_recall": 100 * tp / max(1, possible)}
+
+
+def possible_links(cams: list[Path], truth: dict[str, dict[int, int]]) -> int:
+    return len(set(truth[cams[0].name].values()) & set(truth[cams[1].name].values()))
+
+
 def link_quality(run_dir: Path, cams: list[Path], truth: dict[str, dict[int, int]]) -> dict[str, float]:
     """Precision / recall of the last round's cross-camera links (labels used here only, for the report)."""
     import torch
-
-    from trackreid.adapt.data import read_tracks
 
     ck = torch.load(run_dir / "model_adapted.pth", weights_only=True)
     labels = ck.get("labels")
     if labels is None:
         return {}
-    labels = labels.numpy()
-    d = read_tracks(cams)
-    person = np.array([truth[d.cameras[c]][int(t)] for c, t in zip(d.track_camera, d.track_id, strict=True)])
-    tp = fp = 0
-    for lab in np.unique(labels):
-        m = np.flatnonzero(labels == lab)
-        for i, a in enumerate(m):
-            for b in m[i + 1:]:
-                tp += int(person[a] == person[b])
-                fp += int(person[a] != person[b])
-    possible = len(set(truth[cams[0].name].values()) & set(truth[cams[1].name].values()))
-    return {"links": tp + fp, "link_precision": 100 * tp / max(1, tp + fp), "link_recall": 100 * tp / max(1, possible)}
+    return pair_quality(labels.numpy(), track_people(cams, truth), possible_links(cams, truth))
 
 
 def use_true_links(cams: list[Path], truth: dict[str, dict[int, int]]) -> None:
     """Diagnostic only: every round's pseudo identities become the true people (a ceiling, not adaptation)."""
     from trackreid.adapt import loop
-    from trackreid.adapt.data import read_tracks
 
-    d = read_tracks(cams)
-    person = [truth[d.cameras[c]][int(t)] for c, t in zip(d.track_camera, d.track_id, strict=True)]
-    labels = np.unique(np.asarray(person), return_inverse=True)[1].astype(np.int64)
+    labels = np.unique(track_people(cams, truth), return_inverse=True)[1].astype(np.int64)
 
     def pseudo(self: loop._Run, centroids: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
         return labels.copy(), {"share": 1.0, "oracle": True}
