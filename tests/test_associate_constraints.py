@@ -14,13 +14,14 @@ from trackreid.associate import Constraints, TrackSet, cluster
 from trackreid.associate.cluster import cluster_graph
 from trackreid.associate.constraints import parse_topology
 from trackreid.associate.graph import build_graph
+from trackreid.associate.motion import Endpoints
 from trackreid.associate.synthetic import synthetic_tracks
 from trackreid.embed.preprocess import l2_normalize
 from trackreid.errors import InputError
 
 
 def violations(ts: TrackSet, labels: np.ndarray, links: dict | None, max_gap: float | None,
-               revisit_gap: float | None = None) -> list[str]:
+               revisit_gap: float | None = None, motion: Endpoints | None = None) -> list[str]:
     """Brute force, independent of the code under test: every pair, every path step."""
     out = []
     for g in np.unique(labels):
@@ -34,6 +35,8 @@ def violations(ts: TrackSet, labels: np.ndarray, links: dict | None, max_gap: fl
             for p, q in zip(visit[:-1], visit[1:], strict=True):
                 if revisit_gap is not None and ts.start[q] - ts.end[p] > revisit_gap:
                     out.append(f"revisit {p} {q}")
+                if motion is not None and not motion.allows(p, q, ts.start[q] - ts.end[p]):
+                    out.append(f"motion {p} {q}")
         path = sorted(m.tolist(), key=lambda i: (ts.start[i], i))
         reach = -math.inf
         for p, q in zip(path[:-1], path[1:], strict=True):
@@ -75,21 +78,25 @@ def scenes(draw):  # type: ignore[no-untyped-def]
     threshold = draw(st.floats(-0.5, 0.95))
     linkage = draw(st.sampled_from(["average", "single", "complete"]))
     k = draw(st.integers(1, 12))
-    return ts, links, max_gap, revisit_gap, threshold, linkage, k
+    motion = None
+    if draw(st.booleans()):  # image motion at both ends of each track; some tracks without boxes
+        motion = Endpoints(*(rng.uniform(0, 600, (n, 2)) if i % 3 == 0 else rng.normal(0, 100, (n, 2)) if i % 3 == 1
+                             else rng.uniform(50, 200, n) for i in range(6)), known=rng.random(n) < 0.8)
+    return ts, links, max_gap, revisit_gap, threshold, linkage, k, motion
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenes())
 def test_constraints_never_violated(scene) -> None:  # type: ignore[no-untyped-def]
-    ts, links, max_gap, revisit_gap, threshold, linkage, k = scene
+    ts, links, max_gap, revisit_gap, threshold, linkage, k, motion = scene
     topo = None if links is None else {"links": [
         {"cameras": [ts.cameras[a], ts.cameras[b]], "transit": [lo, hi]} for (a, b), (lo, hi) in links.items()]}
-    cons = Constraints(ts, topo, max_gap, revisit_gap)
+    cons = Constraints(ts, topo, max_gap, revisit_gap, motion)
     graph = build_graph(ts, k, debias=False)
     labels = cluster_graph(ts, graph, threshold, cons, linkage).labels
     assert labels.shape == (len(ts),)
     assert sorted(np.unique(labels).tolist()) == list(range(labels.max() + 1))
-    assert violations(ts, labels, links, max_gap, revisit_gap) == []
+    assert violations(ts, labels, links, max_gap, revisit_gap, motion) == []
 
 
 def test_revisit_gap_splits_two_visits_and_keeps_a_broken_track() -> None:

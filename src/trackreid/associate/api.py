@@ -15,6 +15,7 @@ import numpy as np
 from trackreid.associate.cluster import LINKAGES, cluster_graph
 from trackreid.associate.constraints import Constraints
 from trackreid.associate.graph import Graph, build_graph
+from trackreid.associate.motion import camera_endpoints
 from trackreid.associate.threshold import METHODS, auto_threshold
 from trackreid.associate.tracks import CameraInput, LoadedCamera, TrackSet, load_cameras
 from trackreid.errors import InputError
@@ -43,6 +44,7 @@ class AssociateConfig:
     rerank: bool = False
     set_similarity: bool = False
     centralize: str | None = None  # None or "nfc"
+    motion_gate: bool = True  # a camera's tracks join only if they continue each other's motion (needs boxes)
     hub_k: int = 0  # hubness correction (CSLS, per camera: k best matches of a track in each camera); 0: off
     same_camera_margin: float = SAME_CAMERA_MARGIN  # lowers every same-camera similarity by this; 0: off
 
@@ -105,6 +107,12 @@ def _extra_tracks(cam: LoadedCamera, known: set[int]) -> list[int]:
     return sorted(int(t) for t in ids if int(t) not in known)
 
 
+def build_constraints(tracks: TrackSet, loaded: list[LoadedCamera], config: AssociateConfig) -> Constraints:
+    """The :class:`Constraints` that ``config`` asks for; the motion gate reads each camera's tracks file."""
+    motion = camera_endpoints(tracks, loaded) if config.motion_gate else None
+    return Constraints(tracks, config.topology, config.max_gap, config.revisit_gap, motion)
+
+
 def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = None,
               progress: Progress | None = None) -> Association:
     """One global identity per person across ``cameras``; see docs/associate.md."""
@@ -115,7 +123,7 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     tracks, loaded = load_cameras(cameras, config.fps, need_seconds=config.topology is not None
                                   or config.max_gap is not None or config.revisit_gap is not None,
                                   with_crops=config.set_similarity)
-    constraints = Constraints(tracks, config.topology, config.max_gap, config.revisit_gap)
+    constraints = build_constraints(tracks, loaded, config)
     times["load"] = time.perf_counter() - t0
     t = time.perf_counter()
     graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,

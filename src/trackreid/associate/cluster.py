@@ -19,8 +19,8 @@ whenever either cluster grows, so every neighbour of a grown cluster is queued a
 Merging stops when no pair of clusters left is at least ``threshold`` similar. Every merge is
 checked against all members of both clusters (:meth:`Constraints.check`); a pair that shares a
 moment in one camera is blocked for good (clusters only grow, so it stays impossible), and so
-is a pair refused by the revisit gap (a third cluster could fill the gap later, but the pair
-stays apart: the conservative choice), a pair refused by the topology or the maximum gap is
+is a pair refused by the revisit gap or the motion gate (a third cluster could fill the gap
+later, but the pair stays apart: the conservative choice), a pair refused by the topology or the maximum gap is
 dropped until one of the two clusters changes.
 
 Memory is a few hundred bytes per edge (Python dicts of the clusters' neighbours), time
@@ -130,7 +130,7 @@ def cluster_graph(tracks: TrackSet, graph: Graph, threshold: float, constraints:
         reason = cons.check(clusters[a], clusters[b])
         if reason is not None:
             rejections[reason] += 1
-            if reason in ("same_camera_overlap", "revisit_gap"):  # block the pair for good
+            if reason in ("same_camera_overlap", "revisit_gap", "motion"):  # block the pair for good
                 v = complex(w.real, _BLOCKED)
                 nbr[a][b] = nbr[b][a] = v
             continue

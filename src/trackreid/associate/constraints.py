@@ -16,6 +16,11 @@
   person's tracks in one camera are pieces of one visit broken by the tracker, never a second
   visit. Right where people do not come back to a camera within minutes (corridors, one-way
   paths); a second visit becomes a second identity.
+* **Motion** (when the tracks' boxes are known; ``--no-motion-gate`` turns it off). Two
+  consecutive tracks of one camera in a cluster must continue each other's image motion across
+  the gap between them, within a bound that grows with the gap
+  (:mod:`trackreid.associate.motion`): a tracker's broken pieces of one person reappear where
+  the person was heading, another person passing the same camera a moment later mostly does not.
 
 A :class:`Cluster` keeps its members ordered by start time and, per camera, its spans (which
 never overlap); :meth:`Constraints.check` tests a merge in time linear in the two clusters'
@@ -37,11 +42,12 @@ from typing import Any
 
 import numpy as np
 
+from trackreid.associate.motion import MOTION_RATE, MOTION_SLACK, Endpoints
 from trackreid.associate.tracks import TrackSet
 from trackreid.errors import InputError
 from trackreid.suggest import check_keys, did_you_mean
 
-REASONS = ("same_camera_overlap", "revisit_gap", "topology_not_linked", "topology_transit", "max_gap")
+REASONS = ("same_camera_overlap", "revisit_gap", "motion", "topology_not_linked", "topology_transit", "max_gap")
 _LINK_KEYS = ("cameras", "transit")
 
 
@@ -134,7 +140,8 @@ class Constraints:
     """The constraints of one :class:`TrackSet`; :meth:`check` tests merging two clusters."""
 
     def __init__(self, tracks: TrackSet, topology: str | Path | Mapping[str, Any] | None = None,
-                 max_gap: float | None = None, revisit_gap: float | None = None) -> None:
+                 max_gap: float | None = None, revisit_gap: float | None = None,
+                 motion: Endpoints | None = None) -> None:
         for flag, v in (("--max-gap", max_gap), ("--revisit-gap", revisit_gap)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0):
                 raise InputError(f"{flag} {v!r}: expected a non-negative number of seconds")
@@ -145,6 +152,7 @@ class Constraints:
         self.links = parse_topology(topology, tracks.cameras) if topology is not None else None
         self.max_gap = float(max_gap) if max_gap is not None else None
         self.revisit_gap = float(revisit_gap) if revisit_gap is not None else None
+        self.motion = motion if motion is not None and motion.known.any() else None
         self.rejections = dict.fromkeys(REASONS, 0)
 
     def describe(self) -> dict[str, Any]:
@@ -152,8 +160,11 @@ class Constraints:
         links = None if self.links is None else [
             {"cameras": [cams[a], cams[b]], "transit": [None if math.isinf(lo) else lo, None if math.isinf(hi) else hi]}
             for (a, b), (lo, hi) in sorted(self.links.items())]
+        motion = None if self.motion is None else {
+            "slack_heights": MOTION_SLACK, "heights_per_second": MOTION_RATE,
+            "tracks_with_boxes": int(self.motion.known.sum()), "tracks": len(self.motion.known)}
         return {"same_camera_overlap": True, "topology": links, "max_gap": self.max_gap,
-                "revisit_gap": self.revisit_gap}
+                "revisit_gap": self.revisit_gap, "motion": motion}
 
     # ----------------------------------------------------------------- pairs of tracks
 
@@ -174,11 +185,13 @@ class Constraints:
             ys = large.by_camera.get(cam)
             if ys is not None and self._spans_overlap(xs, ys):
                 return "same_camera_overlap"
-        if self.revisit_gap is not None:
+        if self.revisit_gap is not None or self.motion is not None:
             for cam, xs in small.by_camera.items():
                 ys = large.by_camera.get(cam)
-                if ys is not None and self._revisit(xs, ys):
-                    return "revisit_gap"
+                if ys is not None:
+                    reason = self._consecutive(xs, ys)
+                    if reason is not None:
+                        return reason
         if self.links is None and self.max_gap is None:
             return None
         merged = self._merge_sorted(a.members, b.members)
@@ -222,13 +235,19 @@ class Constraints:
             return ys + xs
         return sorted(xs + ys, key=lambda m: (start[m], m))
 
-    def _revisit(self, xs: list[int], ys: list[int]) -> bool:
-        """Two start-ordered lists of disjoint spans of one camera: is a gap between consecutive spans too long?"""
-        gap = self.revisit_gap
-        assert gap is not None
+    def _consecutive(self, xs: list[int], ys: list[int]) -> str | None:
+        """Two start-ordered lists of disjoint spans of one camera, merged: does a step between consecutive
+        spans break the revisit gap or the motion gate? The first reason, or None."""
+        limit, motion = self.revisit_gap, self.motion
         start, end = self.start, self.end
         spans = self._merge_sorted(xs, ys)
-        return any(start[q] - end[p] > gap for p, q in zip(spans[:-1], spans[1:], strict=True))
+        for p, q in zip(spans[:-1], spans[1:], strict=True):
+            gap = start[q] - end[p]
+            if limit is not None and gap > limit:
+                return "revisit_gap"
+            if motion is not None and not motion.allows(p, q, gap):
+                return "motion"
+        return None
 
     def _spans_overlap(self, xs: list[int], ys: list[int]) -> bool:
         """Two start-ordered lists of disjoint spans: does any span of one meet a span of the other?"""

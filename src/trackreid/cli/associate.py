@@ -32,6 +32,10 @@ Only listed pairs link directly; --max-gap S bounds the time between a person's 
 --revisit-gap S (default 3): a person's tracks in ONE camera are at most S seconds apart
 (pieces of one visit the tracker broke): someone who comes back to a camera later gets a
 second identity. Where people do come back (shops, offices), pass --revisit-gap none.
+When a camera's tracks file is known (from the extract metadata or the cameras file), two of
+its tracks join only if they continue each other's motion across the gap between them: the
+end of one, carried on at its last velocity, lands within 0.5 + 1 x gap(s) body heights of the
+start of the other (--no-motion-gate turns this off).
 
 --threshold auto (default) picks the similarity cut without labels: random cross-camera pairs
 of tracks show how similar two different people look; the cut is set so that each track
@@ -96,6 +100,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revisit-gap", type=_gap, default=REVISIT_GAP, metavar="SECONDS|none",
                    help="longest time between a person's tracks in ONE camera (default "
                         f"{'none' if REVISIT_GAP is None else f'{REVISIT_GAP:g} s'}; none: people may come back)")
+    p.add_argument("--no-motion-gate", dest="motion_gate", action="store_false",
+                   help="let two tracks of one camera join without continuing each other's motion (default: "
+                        "they must, when the camera's tracks file is known)")
     p.add_argument("--same-camera-margin", type=float, default=SAME_CAMERA_MARGIN, metavar="M",
                    help="lower the similarity of two tracks of ONE camera by M before clustering: joining a "
                         "camera's broken tracks needs more evidence than a cross-camera link (default "
@@ -143,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("no cameras: pass --features DIR [--camera NAME] for each camera, or --cameras FILE")
     config = AssociateConfig(threshold=args.threshold, threshold_method=args.threshold_method,
                              topology=topology, max_gap=args.max_gap,
-                             revisit_gap=args.revisit_gap, fps=args.fps,
+                             revisit_gap=args.revisit_gap, motion_gate=args.motion_gate, fps=args.fps,
                              k=args.k, linkage=args.linkage, debias=args.debias, rerank=args.rerank,
                              set_similarity=args.set_similarity, centralize="nfc" if args.nfc else None,
                              hub_k=args.hub_k, same_camera_margin=args.same_camera_margin)
