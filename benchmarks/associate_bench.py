@@ -21,6 +21,9 @@ Rows of the main table (IDF1 in %, one column per site, then the mean per camera
 * ``true track labels``: each track given its person: the ceiling left by the tracker (misses,
   broken tracks), not by association.
 
+* ``ours, --topology auto``: ours with each camera pair's transit window learned from a first
+  association (:mod:`trackreid.associate.transit`), at its auto and at its oracle threshold (the
+  windows stay those learned at the auto threshold).
 * ``ours, --no-motion-gate``: ours without the motion gate (a camera's tracks may join without
   continuing each other's motion), at its auto and at its oracle threshold.
 * ``ours, --revisit-gap none, auto``: ours without the revisit rule (for deployments where
@@ -49,11 +52,8 @@ import numpy as np
 from _common import data_dir, machine
 
 from trackreid.associate import AssociateConfig, CameraInput, associate
-from trackreid.associate.api import build_constraints
 from trackreid.associate.cluster import cluster_graph
-from trackreid.associate.graph import build_graph
 from trackreid.associate.mtmc import CameraBoxes, read_camera_boxes, score_boxes
-from trackreid.associate.threshold import auto_threshold
 from trackreid.associate.tracks import TrackSet, load_cameras
 from trackreid.io.mot import read_mot
 
@@ -253,14 +253,9 @@ def run_ours(p: Prepared, score: Scorer, options: dict[str, Any], exhaustive: bo
     result = associate(p.cameras, config)
     seconds = time.perf_counter() - t
     auto = score(result.global_ids)
-    # the same pipeline by its parts, to sweep the threshold without rebuilding the graph
-    tracks, loaded = load_cameras(p.cameras, with_crops=config.set_similarity)
-    cons = build_constraints(tracks, loaded, config)
-    graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,
-                        set_similarity=config.set_similarity, rerank=config.rerank, scale_k=config.hub_k,
-                        hub_per_camera=True, same_camera_margin=config.same_camera_margin)
-    value, _ = auto_threshold(tracks, cons, graph)
-    assert abs(value - result.threshold) < 1e-6, (value, result.threshold)
+    # the threshold swept on the run's own graph and constraints (with --topology auto: the learned windows)
+    tracks, graph, cons = result.tracks, result.graph, result.constraints
+    assert graph is not None and cons is not None
 
     def at(thr: float) -> float:
         labels = cluster_graph(tracks, graph, thr, cons, config.linkage).labels
@@ -320,6 +315,7 @@ def main() -> None:
 
     rows: dict[str, list[float]] = {k: [] for k in ("no association", "Hungarian, oracle threshold per site",
                                                    "ours, --threshold auto", "ours, oracle threshold per site",
+                                                   "ours, --topology auto, auto", "ours, --topology auto, oracle",
                                                    "ours, --no-motion-gate, auto", "ours, --no-motion-gate, oracle",
                                                    "ours, --revisit-gap none, auto", "true track labels")}
     notes: list[str] = []
@@ -339,12 +335,15 @@ def main() -> None:
         ours = run_ours(p, score, {}, grid=True)
         curves.append(100 * ours.curve)
         no_motion = run_ours(p, score, {"motion_gate": False})
+        learned = run_ours(p, score, {"topology": "auto"})
         n_tracks = len(tracks)
         n_people = len({g for m in p.truth.values() for g in m.values()})
         no_revisit = score(associate(p.cameras, AssociateConfig(revisit_gap=None)).global_ids)
         for key, v in (("no association", none["idf1"]), ("Hungarian, oracle threshold per site", h_idf1),
                        ("ours, --threshold auto", ours.auto["idf1"]),
                        ("ours, oracle threshold per site", ours.oracle["idf1"]),
+                       ("ours, --topology auto, auto", learned.auto["idf1"]),
+                       ("ours, --topology auto, oracle", learned.oracle["idf1"]),
                        ("ours, --no-motion-gate, auto", no_motion.auto["idf1"]),
                        ("ours, --no-motion-gate, oracle", no_motion.oracle["idf1"]),
                        ("ours, --revisit-gap none, auto", no_revisit["idf1"]), ("true track labels", truth["idf1"])):

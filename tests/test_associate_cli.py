@@ -240,3 +240,35 @@ def _groups(cam_ids: dict[str, int]) -> dict[int, list[str]]:
     for t, g in cam_ids.items():
         out.setdefault(g, []).append(t)
     return out
+
+
+def test_topology_auto_learns_the_transit_window(site, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    _, (cam_a, cam_b), truth = site
+    args = ["--features", str(cam_a), "--features", str(cam_b), "--threshold", "0.3"]
+    rc, stdout, err = _run(capsys, *args, "--output-dir", str(tmp_path / "auto"), "--topology", "auto")
+    assert rc == 0, err
+    assert "transit windows learned (--topology auto): camA-camB" in stdout
+    summary = json.loads((tmp_path / "auto" / "summary.json").read_text())
+    (pair,) = summary["constraints"]["topology_learned"]["pairs"]
+    lo, hi = pair["transit"]
+    assert pair["cameras"] == ["camA", "camB"] and pair["steps"] >= 4
+    assert summary["constraints"]["topology"] == [{"cameras": ["camA", "camB"], "transit": [lo, hi]}]
+    assert summary["config"]["topology"] == "auto"
+    # the window holds the true transits of the people both cameras saw (camB start - camA end)
+    span = {}
+    for cam, folder in (("camA", cam_a), ("camB", cam_b)):
+        meta = json.loads((folder / "track_metadata.json").read_text())["tracks"]
+        for tid, person in truth[cam].items():
+            span[cam, person] = ((meta[str(tid)]["first_frame"] - 1) / 10, (meta[str(tid)]["last_frame"] - 1) / 10)
+    transits = [span["camB", p][0] - span["camA", p][1] for c, p in span if c == "camA" and ("camB", p) in span]
+    inside = np.mean([lo <= t <= hi for t in transits])
+    assert inside >= 0.9, (lo, hi, sorted(transits))
+    # the strangers the window keeps apart make the links more precise
+    ids = json.loads((tmp_path / "auto" / "global_ids.json").read_text())
+    rc, _, err = _run(capsys, *args, "--output-dir", str(tmp_path / "plain"))
+    assert rc == 0, err
+    plain = json.loads((tmp_path / "plain" / "global_ids.json").read_text())
+    learned, fixed = (pairwise_scores({c: {int(t): g for t, g in v.items()} for c, v in x.items()}, truth)
+                      for x in (ids, plain))
+    assert learned["precision"] > fixed["precision"], (learned, fixed)
+    assert summary["constraints"]["rejected_merges"]["topology_transit"] > 0

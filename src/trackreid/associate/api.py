@@ -18,6 +18,7 @@ from trackreid.associate.graph import Graph, build_graph
 from trackreid.associate.motion import camera_endpoints
 from trackreid.associate.threshold import METHODS, auto_threshold
 from trackreid.associate.tracks import CameraInput, LoadedCamera, TrackSet, load_cameras
+from trackreid.associate.transit import MIN_SD, MIN_STEPS, SPREAD, learn_topology
 from trackreid.errors import InputError
 from trackreid.progress import NullProgress, Progress
 
@@ -34,7 +35,7 @@ class AssociateConfig:
 
     threshold: float | str = "auto"  # "auto" or a similarity in the graph's scale
     threshold_method: str = "chance"  # how "auto" cuts: chance (default), bayes or mixture (docs/associate.md)
-    topology: Path | str | Mapping[str, Any] | None = None  # file or dict with 'links'
+    topology: Path | str | Mapping[str, Any] | None = None  # file or dict with 'links', or "auto" (learned)
     max_gap: float | None = None  # seconds
     revisit_gap: float | None = REVISIT_GAP  # seconds between a person's tracks in one camera; None: no limit
     fps: float | None = None  # for cameras whose input gives none
@@ -70,6 +71,11 @@ class AssociateConfig:
             raise InputError(f"--same-camera-margin {m!r}: expected a similarity margin from 0 to 2 such as 0.1 "
                              "(0: same-camera pairs judged like cross-camera ones)")
 
+    @property
+    def learns_topology(self) -> bool:
+        """``topology="auto"``: the transit windows are learned from a first association (:mod:`.transit`)."""
+        return isinstance(self.topology, str) and self.topology == "auto"
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         if isinstance(self.topology, Path):
@@ -91,6 +97,7 @@ class Association:
     merges: list[tuple[int, int, float]] = field(default_factory=list)  # (row a, row b, cluster similarity)
     graph: Graph | None = None
     config: AssociateConfig = field(default_factory=AssociateConfig)
+    constraints: Constraints | None = None  # what the final clustering obeyed (with a learned topology)
 
     def camera_id(self, name: str) -> int:
         """The integer camera id used in mtmc.txt (1-based position in the inputs)."""
@@ -108,9 +115,13 @@ def _extra_tracks(cam: LoadedCamera, known: set[int]) -> list[int]:
 
 
 def build_constraints(tracks: TrackSet, loaded: list[LoadedCamera], config: AssociateConfig) -> Constraints:
-    """The :class:`Constraints` that ``config`` asks for; the motion gate reads each camera's tracks file."""
+    """The :class:`Constraints` that ``config`` asks for; the motion gate reads each camera's tracks file.
+
+    With ``topology="auto"`` these are the first pass's constraints (no topology); see :func:`associate`.
+    """
     motion = camera_endpoints(tracks, loaded) if config.motion_gate else None
-    return Constraints(tracks, config.topology, config.max_gap, config.revisit_gap, motion)
+    topology = None if config.learns_topology else config.topology
+    return Constraints(tracks, topology, config.max_gap, config.revisit_gap, motion)
 
 
 def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = None,
@@ -143,6 +154,12 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     times["threshold"] = time.perf_counter() - t
     t = time.perf_counter()
     result = cluster_graph(tracks, graph, threshold, constraints, config.linkage, progress)
+    learned = None
+    if config.learns_topology:  # second pass, inside the windows the first one shows (trackreid.associate.transit)
+        spec, learned = learn_topology(tracks, result.labels)
+        constraints = constraints.with_topology(spec)
+        first = int(result.labels.max(initial=-1)) + 1
+        result = cluster_graph(tracks, graph, threshold, constraints, config.linkage, progress)
     times["cluster"] = time.perf_counter() - t
     labels = result.labels
     gid = labels + 1
@@ -159,10 +176,17 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     times["total"] = time.perf_counter() - t0
     summary = _summary(tracks, labels, loaded, threshold, info, constraints, result.rejections, graph,
                        config, times, without)
+    if learned is not None:
+        summary["constraints"]["topology_learned"] = {
+            "from": f"a first association at the same threshold ({first} identities), cross-camera steps within "
+                    f"identities; window = median +- {SPREAD:g} x max(1.4826 x MAD, {MIN_SD:g} s), a pair with "
+                    f"fewer than {MIN_STEPS} steps unbounded",
+            "pairs": learned}
     log.debug("associate: %d tracks of %d cameras -> %d identities (%d in several cameras); threshold %.3f (%s)",
              len(tracks), len(loaded), summary["identities"], summary["identities_multi_camera"], threshold,
              info.get("method"))
-    return Association(tracks, labels, global_ids, threshold, info, summary, loaded, result.merges, graph, config)
+    return Association(tracks, labels, global_ids, threshold, info, summary, loaded, result.merges, graph, config,
+                       constraints)
 
 
 def _summary(tracks: TrackSet, labels: np.ndarray, loaded: list[LoadedCamera], threshold: float,

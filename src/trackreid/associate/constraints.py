@@ -155,6 +155,10 @@ class Constraints:
         self.motion = motion if motion is not None and motion.known.any() else None
         self.rejections = dict.fromkeys(REASONS, 0)
 
+    def with_topology(self, topology: str | Path | Mapping[str, Any] | None) -> Constraints:
+        """The same constraints with another topology (the motion endpoints are shared, not re-read)."""
+        return Constraints(self.tracks, topology, self.max_gap, self.revisit_gap, self.motion)
+
     def describe(self) -> dict[str, Any]:
         cams = self.tracks.cameras
         links = None if self.links is None else [

@@ -29,6 +29,9 @@ the camera pairs a person can walk between and their transit time in seconds:
   links:
     - {cameras: [cam1, cam2], transit: [2, 30]}
 Only listed pairs link directly; --max-gap S bounds the time between a person's tracks.
+--topology auto learns the windows instead: a first association gives, for each camera pair,
+the transits of its links; the association then runs again with each pair's window set to
+their median +- 3 robust sd (at least 1 s; a pair with fewer than 4 links stays unbounded).
 --revisit-gap S (default 3): a person's tracks in ONE camera are at most S seconds apart
 (pieces of one visit the tracker broke): someone who comes back to a camera later gets a
 second identity. Where people do come back (shops, offices), pass --revisit-gap none.
@@ -94,7 +97,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold-method", choices=("chance", "bayes", "mixture"), default="chance",
                    help="how --threshold auto cuts (default chance: above each track's expected best chance "
                         "match; bayes and mixture are the earlier rules, kept for comparison: docs/associate.md)")
-    p.add_argument("--topology", metavar="FILE", help="YAML `links:` of camera pairs and transit [min, max] seconds")
+    p.add_argument("--topology", metavar="FILE|auto",
+                   help="YAML `links:` of camera pairs and transit [min, max] seconds; auto: learn each camera "
+                        "pair's transit window from a first association (see above)")
     p.add_argument("--fps", type=float, help="frames per second for cameras whose metadata and cameras file give none")
     p.add_argument("--max-gap", type=float, metavar="SECONDS", help="longest time between a person's tracks")
     p.add_argument("--revisit-gap", type=_gap, default=REVISIT_GAP, metavar="SECONDS|none",
@@ -136,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     from trackreid.errors import InputError
 
     inputs = [(e["name"] or _default_name(e["features"]), e["features"]) for e in args.inputs]
-    topology: Any = Path(args.topology) if args.topology else None
+    topology: Any = None if not args.topology else "auto" if args.topology == "auto" else Path(args.topology)
     if args.cameras:
         names = [n for n, _ in inputs]
         if len(set(names)) != len(names):
@@ -162,6 +167,11 @@ def run(args: argparse.Namespace) -> int:
                     for k, v in s["identities_per_number_of_cameras"].items())
     print(f"{s['tracks']} tracks in {len(s['cameras'])} cameras -> {s['identities']} identities, "
           f"{s['identities_multi_camera']} seen by several cameras ({per})")
+    learned = s["constraints"].get("topology_learned")
+    if learned:
+        print("transit windows learned (--topology auto): " + ", ".join(
+            f"{a}-{b} {w[0]:.1f}..{w[1]:.1f} s ({e['steps']} links)" if (w := e["transit"]) else
+            f"{a}-{b} any ({e['steps']} links)" for e in learned["pairs"] for a, b in [e["cameras"]]))
     rej = {k: v for k, v in s["constraints"]["rejected_merges"].items() if v}
     if rej:
         print("merges refused by the constraints: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rej.items()))
