@@ -254,6 +254,8 @@ def test_topology_auto_learns_the_transit_window(site, tmp_path, capsys) -> None
     assert pair["cameras"] == ["camA", "camB"] and pair["steps"] >= 4
     assert summary["constraints"]["topology"] == [{"cameras": ["camA", "camB"], "transit": [lo, hi]}]
     assert summary["config"]["topology"] == "auto"
+    page = (tmp_path / "auto" / "report.html").read_text()
+    assert f"Transit windows learned (--topology auto): camA-camB {lo:.1f} to {hi:.1f} s" in page
     # the window holds the true transits of the people both cameras saw (camB start - camA end)
     span = {}
     for cam, folder in (("camA", cam_a), ("camB", cam_b)):
