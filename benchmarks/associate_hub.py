@@ -5,7 +5,8 @@ extracted there once, reused here; missing ones are made with the real msmt17 OS
 site: no correction (the baseline, same run), then each ``--hub-k`` (per camera, as
 ``associate --hub-k``; ``pooled K``: the graph-edge version ``adapt`` uses), each at the auto
 threshold (the default ``chance`` rule on the corrected null) and at the best threshold chosen
-with the labels (every distinct threshold tried). Hungarian at its oracle threshold for reference.
+with the labels (every distinct threshold tried), all with the default constraints (revisit gap,
+motion gate). Hungarian at its oracle threshold for reference.
 
     python benchmarks/associate_hub.py --work /tmp/assoc_bench --seeds 4                # seeds 0-3
     python benchmarks/associate_hub.py --work /tmp/assoc_bench --seeds 4 --first-seed 4
@@ -29,7 +30,7 @@ import numpy as np
 from _common import data_dir, machine
 from associate_bench import SITES, Scorer, best_over, ids_from_labels, prepare, run_hungarian
 
-from trackreid.associate.api import REVISIT_GAP, SAME_CAMERA_MARGIN
+from trackreid.associate.api import SAME_CAMERA_MARGIN, AssociateConfig, build_constraints
 from trackreid.associate.cluster import cluster_graph
 from trackreid.associate.constraints import Constraints
 from trackreid.associate.graph import build_graph
@@ -87,8 +88,8 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             p = prepare(args.work, label, kw, seed, embedder)
             score = Scorer(p)
-            tracks, _ = load_cameras(p.cameras, with_crops=False)
-            cons = Constraints(tracks, revisit_gap=REVISIT_GAP)
+            tracks, loaded = load_cameras(p.cameras, with_crops=False)
+            cons = build_constraints(tracks, loaded, AssociateConfig())  # the default constraints
             hung.append(100 * run_hungarian(tracks, score)[1])
             labels.append(p.label)
             for name, k, per_camera, margin in variants:

@@ -20,8 +20,8 @@ Merging stops when no pair of clusters left is at least ``threshold`` similar. E
 checked against all members of both clusters (:meth:`Constraints.check`); a pair that shares a
 moment in one camera is blocked for good (clusters only grow, so it stays impossible), and so
 is a pair refused by the revisit gap or the motion gate (a third cluster could fill the gap
-later, but the pair stays apart: the conservative choice), a pair refused by the topology or the maximum gap is
-dropped until one of the two clusters changes.
+later, but the pair stays apart: the conservative choice); a pair refused by the topology or
+the maximum gap is dropped until one of the two clusters changes.
 
 Memory is a few hundred bytes per edge (Python dicts of the clusters' neighbours), time
 ``O(E log E)`` plus the constraint checks: never the dense ``N x N`` matrix.

@@ -20,8 +20,9 @@ benchmark. Tracks apart by longer than a few seconds are barely constrained (the
 with the gap); the revisit gap (``--revisit-gap``) bounds those.
 
 A track's end state: the foot point (box bottom centre) of its last box, its velocity from a
-least-squares line through the foot points of its last :data:`WINDOW` seconds (zero when the
-track has one box), and the median box height of those boxes; likewise at its start.
+least-squares line through the foot points of its last ``WINDOW x fps`` boxes (one second's
+worth at the camera's frame rate, at least two; zero when the track has one box), and the
+median box height of those boxes; likewise at its start.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from trackreid.io.mot import Tracks, read_mot
 MOTION_SLACK = 0.5
 #: Growth of the allowed error per second of gap, in body heights per second.
 MOTION_RATE = 1.0
-#: Seconds of boxes at each end of a track that its end velocity is fitted on.
+#: Seconds' worth of boxes (at the camera's fps) at each end of a track that its end velocity is fitted on.
 WINDOW = 1.0
 
 
