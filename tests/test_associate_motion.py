@@ -101,3 +101,17 @@ def test_without_a_tracks_file_nothing_is_gated(tmp_path: Path) -> None:
     result = associate((a, b), AssociateConfig(threshold=0.5))
     assert len(set(result.global_ids["a"].values())) == 1
     assert result.summary["constraints"]["motion"]["tracks_with_boxes"] == 1  # camera b's track only
+
+
+def test_a_track_extract_skipped_gets_its_own_identity(tmp_path: Path) -> None:
+    # the tracks file (read once for the motion gate and for this) holds track 9, which has no features
+    a, b = one_camera(tmp_path)
+    assert a.tracks is not None
+    with a.tracks.open("a", encoding="utf-8") as f:
+        f.write("\n".join(walk(9, range(70, 80), 300, 2)) + "\n")
+    result = associate((a, b), AssociateConfig(threshold=0.5))
+    ids = result.global_ids["a"]
+    assert sorted(ids) == [1, 2, 3, 9]
+    assert ids[9] not in {g for cam in result.global_ids.values() for t, g in cam.items() if t != 9}
+    assert result.summary["tracks_without_features"] == 1
+    assert result.summary["identities"] == len({g for cam in result.global_ids.values() for g in cam.values()})

@@ -15,7 +15,7 @@ import numpy as np
 from trackreid.associate.cluster import LINKAGES, cluster_graph
 from trackreid.associate.constraints import Constraints
 from trackreid.associate.graph import Graph, build_graph
-from trackreid.associate.motion import camera_endpoints
+from trackreid.associate.motion import Endpoints
 from trackreid.associate.threshold import METHODS, auto_threshold
 from trackreid.associate.tracks import CameraInput, LoadedCamera, TrackSet, load_cameras
 from trackreid.associate.transit import MIN_SD, MIN_STEPS, SPREAD, learn_topology
@@ -104,24 +104,37 @@ class Association:
         return self.tracks.cameras.index(name) + 1
 
 
-def _extra_tracks(cam: LoadedCamera, known: set[int]) -> list[int]:
-    """Track ids in the camera's MOT file that have no features (skipped by extract)."""
-    if cam.tracks_file is None:
-        return []
+def read_tracks_files(tracks: TrackSet, loaded: list[LoadedCamera],
+                      motion_gate: bool = True) -> tuple[Endpoints, dict[str, set[int]]]:
+    """Each camera's tracks file, read once: the motion endpoints of its tracks (when ``motion_gate``
+    and its fps is known; see :mod:`trackreid.associate.motion`) and the track ids it holds."""
     from trackreid.io.mot import read_mot
 
-    ids = read_mot(cam.tracks_file).ids
-    return sorted(int(t) for t in ids if int(t) not in known)
+    endpoints = Endpoints.empty(len(tracks))
+    ids: dict[str, set[int]] = {}
+    for c, cam in enumerate(loaded):
+        if cam.tracks_file is None:
+            continue
+        mot = read_mot(cam.tracks_file)
+        ids[cam.name] = {int(t) for t in mot.ids}
+        if motion_gate and cam.fps:
+            rows = np.flatnonzero(tracks.camera == c)
+            endpoints.fill(rows, tracks.track_id[rows], mot, float(cam.fps))
+    return endpoints, ids
 
 
-def build_constraints(tracks: TrackSet, loaded: list[LoadedCamera], config: AssociateConfig) -> Constraints:
-    """The :class:`Constraints` that ``config`` asks for; the motion gate reads each camera's tracks file.
+def build_constraints(tracks: TrackSet, loaded: list[LoadedCamera], config: AssociateConfig,
+                      endpoints: Endpoints | None = None) -> Constraints:
+    """The :class:`Constraints` that ``config`` asks for; the motion gate reads each camera's tracks file
+    (unless ``endpoints`` from :func:`read_tracks_files` are given).
 
     With ``topology="auto"`` these are the first pass's constraints (no topology); see :func:`associate`.
     """
-    motion = camera_endpoints(tracks, loaded) if config.motion_gate else None
+    if config.motion_gate and endpoints is None:
+        endpoints = read_tracks_files(tracks, loaded)[0]
     topology = None if config.learns_topology else config.topology
-    return Constraints(tracks, topology, config.max_gap, config.revisit_gap, motion)
+    return Constraints(tracks, topology, config.max_gap, config.revisit_gap,
+                       endpoints if config.motion_gate else None)
 
 
 def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = None,
@@ -134,7 +147,8 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     tracks, loaded = load_cameras(cameras, config.fps, need_seconds=config.topology is not None
                                   or config.max_gap is not None or config.revisit_gap is not None,
                                   with_crops=config.set_similarity)
-    constraints = build_constraints(tracks, loaded, config)
+    endpoints, file_ids = read_tracks_files(tracks, loaded, config.motion_gate)
+    constraints = build_constraints(tracks, loaded, config, endpoints)
     times["load"] = time.perf_counter() - t0
     t = time.perf_counter()
     graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,
@@ -169,7 +183,7 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     next_id = int(gid.max(initial=0)) + 1
     without = 0
     for cam in loaded:
-        for tid in _extra_tracks(cam, set(global_ids[cam.name])):
+        for tid in sorted(file_ids.get(cam.name, set()) - set(global_ids[cam.name])):  # tracks extract skipped
             global_ids[cam.name][tid] = next_id
             next_id += 1
             without += 1

@@ -31,8 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trackreid.associate.tracks import LoadedCamera, TrackSet
-from trackreid.io.mot import Tracks, read_mot
+from trackreid.io.mot import Tracks
 
 #: Allowed prediction error at a zero gap, in body heights.
 MOTION_SLACK = 0.5
@@ -110,13 +109,3 @@ def _velocity(t: np.ndarray, p: np.ndarray) -> np.ndarray:
         return np.zeros(2)
     return (dt[:, None] * (p - p.mean(axis=0))).sum(axis=0) / denom
 
-
-def camera_endpoints(tracks: TrackSet, cameras: list[LoadedCamera]) -> Endpoints:
-    """The :class:`Endpoints` of every track whose camera has a known tracks file and frame rate."""
-    out = Endpoints.empty(len(tracks))
-    for c, cam in enumerate(cameras):
-        if cam.tracks_file is None or not cam.fps:
-            continue
-        rows = np.flatnonzero(tracks.camera == c)
-        out.fill(rows, tracks.track_id[rows], read_mot(cam.tracks_file), float(cam.fps))
-    return out

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trackreid.associate.transit import describe_windows
+
 if TYPE_CHECKING:
     from trackreid.associate.api import Association
 
@@ -117,10 +119,7 @@ def render_report(result: Association, max_rows: int = 300) -> str:
                      + esc(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rejected.items())) + "</p>")
     learned = (s.get("constraints", {}).get("topology_learned") or {}).get("pairs")
     if learned:
-        parts.append("<p id='transit'>Transit windows learned (--topology auto): " + esc(", ".join(
-            f"{e['cameras'][0]}-{e['cameras'][1]} " + (f"{e['transit'][0]:.1f} to {e['transit'][1]:.1f} s"
-                                                        if e.get("transit") else "any time")
-            + f" ({e['steps']} links)" for e in learned)) + "</p>")
+        parts.append(f"<p id='transit'>Transit windows learned (--topology auto): {esc(describe_windows(learned))}</p>")
     parts.append("<h2>Similarity distributions</h2>")
     parts.append(_histogram_svg(info, thr))
 

@@ -72,3 +72,10 @@ def learn_topology(tracks: TrackSet, labels: np.ndarray, spread: float = SPREAD,
                 links.append({"cameras": [cams[a], cams[b]]})
             learned.append(entry)
     return {"links": links, "_source": "--topology auto"}, learned
+
+
+def describe_windows(learned: list[dict[str, Any]]) -> str:
+    """One line of the windows :func:`learn_topology` learned, e.g. ``cam1-cam2 2.9..8.9 s (13 links)``."""
+    return ", ".join(f"{e['cameras'][0]}-{e['cameras'][1]} "
+                     + (f"{e['transit'][0]:.1f}..{e['transit'][1]:.1f} s" if e.get("transit") else "any time")
+                     + f" ({e['steps']} links)" for e in learned)

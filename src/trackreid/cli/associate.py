@@ -169,9 +169,9 @@ def run(args: argparse.Namespace) -> int:
           f"{s['identities_multi_camera']} seen by several cameras ({per})")
     learned = s["constraints"].get("topology_learned")
     if learned:
-        print("transit windows learned (--topology auto): " + ", ".join(
-            f"{a}-{b} {w[0]:.1f}..{w[1]:.1f} s ({e['steps']} links)" if (w := e["transit"]) else
-            f"{a}-{b} any ({e['steps']} links)" for e in learned["pairs"] for a, b in [e["cameras"]]))
+        from trackreid.associate.transit import describe_windows
+
+        print(f"transit windows learned (--topology auto): {describe_windows(learned['pairs'])}")
     rej = {k: v for k, v in s["constraints"]["rejected_merges"].items() if v}
     if rej:
         print("merges refused by the constraints: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rej.items()))
