@@ -94,8 +94,25 @@ class Prepared:
     truth: dict[str, dict[int, int]]
 
 
-def prepare(work: Path, label: str, spec_kw: dict[str, Any], seed: int, embedder: Any) -> Prepared:
-    """Compose the site (or reuse it from ``work``) and extract every camera once."""
+def prepare_sites(work: Path, sites: dict[str, dict[str, Any]], first_seed: int, seeds: int) -> list[Prepared]:
+    """Every site of ``sites`` for seeds ``first_seed..``, composed and extracted where ``work`` lacks it
+    (the real msmt17 OSNet is loaded only then)."""
+    loaded: list[Any] = []
+
+    def embedder() -> Any:
+        if not loaded:
+            from trackreid.embed.factory import build_embedder
+
+            loaded.append(build_embedder(data_dir() / "weights" / "osnet_x0_25_msmt17.pth", device="cpu",
+                                         batch_size=64))
+        return loaded[0]
+
+    return [prepare(work, label, kw, seed, embedder) for label, kw in sites.items()
+            for seed in range(first_seed, first_seed + seeds)]
+
+
+def prepare(work: Path, label: str, spec_kw: dict[str, Any], seed: int, embedder: Callable[[], Any]) -> Prepared:
+    """Compose the site (or reuse it from ``work``) and extract every camera once (``embedder()`` gives the model)."""
     from trackreid.extract import ExtractConfig, extract
     from trackreid.synth import SiteSpec, cuhk03_people, make_site
 
@@ -113,7 +130,7 @@ def prepare(work: Path, label: str, spec_kw: dict[str, Any], seed: int, embedder
         video = next(cam_dir.glob("video.*"))
         feats = root / "features" / name
         if not (feats / "track_features.npz").is_file():
-            extract(video, cam_dir / "tracks.txt", embedder, feats, ExtractConfig(save_crops=True, overwrite=True))
+            extract(video, cam_dir / "tracks.txt", embedder(), feats, ExtractConfig(save_crops=True, overwrite=True))
         cams.append(CameraInput(name, feats, fps=fps, time_offset=float(offsets[c]), tracks=cam_dir / "tracks.txt"))
         files[name] = cam_dir / "tracks.txt"
     return Prepared(f"{label}, seed {seed}", site_dir, cams, files, truth)
@@ -303,14 +320,10 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write every number to this file")
     args = ap.parse_args()
 
-    from trackreid.embed.factory import build_embedder
-
     print(machine())
     t0 = time.perf_counter()
-    embedder = build_embedder(data_dir() / "weights" / "osnet_x0_25_msmt17.pth", device="cpu", batch_size=64)
     sites = LARGE_SITES if args.large else SITES
-    prepared = [prepare(args.work, label, kw, seed, embedder) for label, kw in sites.items()
-                for seed in range(args.first_seed, args.first_seed + args.seeds)]
+    prepared = prepare_sites(args.work, sites, args.first_seed, args.seeds)
     print(f"sites composed and extracted in {time.perf_counter() - t0:.0f} s")
 
     rows: dict[str, list[float]] = {k: [] for k in ("no association", "Hungarian, oracle threshold per site",

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import data_dir, machine
-from associate_bench import SITES, Scorer, best_over, ids_from_labels, prepare, run_hungarian
+from _common import machine
+from associate_bench import SITES, Scorer, best_over, ids_from_labels, prepare_sites, run_hungarian
 
 from trackreid.associate.api import SAME_CAMERA_MARGIN, AssociateConfig, build_constraints
 from trackreid.associate.cluster import cluster_graph
@@ -69,12 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     print(machine())
     t0 = time.perf_counter()
-    embedder = None
-    if not all((args.work / f"{label.replace(' ', '')}-seed{s}" / "site" / "truth.json").is_file()
-               for label in SITES for s in range(args.first_seed, args.first_seed + args.seeds)):
-        from trackreid.embed.factory import build_embedder
-
-        embedder = build_embedder(data_dir() / "weights" / "osnet_x0_25_msmt17.pth", device="cpu", batch_size=64)
+    prepared = prepare_sites(args.work, SITES, args.first_seed, args.seeds)
     m = SAME_CAMERA_MARGIN
     variants: list[tuple[str, int, bool, float]] = [("no correction (default)", 0, False, m)]
     variants += [(f"--hub-k {k} (per camera)", int(k), True, m) for k in args.ks.split(",") if k]
@@ -84,17 +79,15 @@ def main() -> None:
     rows: dict[str, list[dict[str, float]]] = {name: [] for name, _, _, _ in variants}
     hung: list[float] = []
     labels: list[str] = []
-    for label, kw in SITES.items():
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            p = prepare(args.work, label, kw, seed, embedder)
-            score = Scorer(p)
-            tracks, loaded = load_cameras(p.cameras, with_crops=False)
-            cons = build_constraints(tracks, loaded, AssociateConfig())  # the default constraints
-            hung.append(100 * run_hungarian(tracks, score)[1])
-            labels.append(p.label)
-            for name, k, per_camera, margin in variants:
-                rows[name].append(measure(tracks, cons, score, k, per_camera, margin))
-            print(f"  done {p.label} ({time.perf_counter() - t0:.0f} s so far)", flush=True)
+    for p in prepared:
+        score = Scorer(p)
+        tracks, loaded = load_cameras(p.cameras, with_crops=False)
+        cons = build_constraints(tracks, loaded, AssociateConfig())  # the default constraints
+        hung.append(100 * run_hungarian(tracks, score)[1])
+        labels.append(p.label)
+        for name, k, per_camera, margin in variants:
+            rows[name].append(measure(tracks, cons, score, k, per_camera, margin))
+        print(f"  done {p.label} ({time.perf_counter() - t0:.0f} s so far)", flush=True)
     groups = {"all": list(range(len(labels))),
               **{g: [i for i, lab in enumerate(labels) if lab.startswith(g)] for g in SITES}}
     print("\nIDF1 (%) at the auto threshold / at the oracle threshold (gap), means; Hungarian oracle for reference\n")

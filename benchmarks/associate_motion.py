@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import machine
-from associate_bench import SITES, prepare
+from associate_bench import SITES, prepare_sites
 
 from trackreid.associate import AssociateConfig, associate
 from trackreid.associate.api import REVISIT_GAP, read_tracks_files
@@ -50,38 +50,28 @@ def main() -> None:
     args = ap.parse_args()
     print(machine())
     t0 = time.perf_counter()
-    embedder = None
-    if not all((args.work / f"{label.replace(' ', '')}-seed{s}" / "site" / "truth.json").is_file()
-               for label in SITES for s in range(args.first_seed, args.first_seed + args.seeds)):
-        from _common import data_dir
-
-        from trackreid.embed.factory import build_embedder
-
-        embedder = build_embedder(data_dir() / "weights" / "osnet_x0_25_msmt17.pth", device="cpu", batch_size=64)
     cand = {"true": [0, 0], "false": [0, 0]}  # [pairs, let through]
     joins = {gate: dict.fromkeys(("same_right", "same_wrong", "cross_right", "cross_wrong"), 0)
              for gate in (False, True)}
     sites = 0
-    for label, kw in SITES.items():
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            p = prepare(args.work, label, kw, seed, embedder)
-            tracks, loaded = load_cameras(p.cameras, with_crops=False)
-            person = np.array([p.truth[tracks.cameras[c]][int(t)] for c, t in zip(tracks.camera, tracks.track_id,
-                                                                                    strict=True)])
-            ends, _ = read_tracks_files(tracks, loaded)
-            for c in range(len(tracks.cameras)):
-                rows = np.flatnonzero(tracks.camera == c)
-                for a in rows:
-                    gap = tracks.start[rows] - tracks.end[a]
-                    for b in rows[(gap > 0) & (gap <= REVISIT_GAP)]:
-                        kind = "true" if person[a] == person[b] else "false"
-                        cand[kind][0] += 1
-                        cand[kind][1] += int(ends.allows(int(a), int(b), float(tracks.start[b] - tracks.end[a])))
-            for gate in (False, True):
-                r = associate(p.cameras, AssociateConfig(motion_gate=gate))
-                for k, v in pair_counts(r.labels, r.tracks.camera, person).items():
-                    joins[gate][k] += v
-            sites += 1
+    for p in prepare_sites(args.work, SITES, args.first_seed, args.seeds):
+        tracks, loaded = load_cameras(p.cameras, with_crops=False)
+        person = np.array([p.truth[tracks.cameras[c]][int(t)] for c, t in zip(tracks.camera, tracks.track_id,
+                                                                                strict=True)])
+        ends, _ = read_tracks_files(tracks, loaded)
+        for c in range(len(tracks.cameras)):
+            rows = np.flatnonzero(tracks.camera == c)
+            for a in rows:
+                gap = tracks.start[rows] - tracks.end[a]
+                for b in rows[(gap > 0) & (gap <= REVISIT_GAP)]:
+                    kind = "true" if person[a] == person[b] else "false"
+                    cand[kind][0] += 1
+                    cand[kind][1] += int(ends.allows(int(a), int(b), float(tracks.start[b] - tracks.end[a])))
+        for gate in (False, True):
+            r = associate(p.cameras, AssociateConfig(motion_gate=gate))
+            for k, v in pair_counts(r.labels, r.tracks.camera, person).items():
+                joins[gate][k] += v
+        sites += 1
     print(f"\n{sites} sites (seeds {args.first_seed}-{args.first_seed + args.seeds - 1}, 2 and 3 cameras)\n")
     print("| candidate pairs of one camera (later starts 0-3 s after the earlier ends) | pairs | let through |")
     print("|---|---|---|")
