@@ -275,3 +275,20 @@ def test_topology_auto_learns_the_transit_window(site, tmp_path, capsys) -> None
                       for x in (ids, plain))
     assert learned["precision"] > fixed["precision"], (learned, fixed)
     assert summary["constraints"]["rejected_merges"]["topology_transit"] > 0
+
+
+def test_the_motion_gate_reads_the_tracks_files_and_turns_off(site, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    _, (cam_a, cam_b), _ = site
+    args = ["--features", str(cam_a), "--features", str(cam_b), "--threshold", "0.3"]
+    rc, _, err = _run(capsys, *args, "--output-dir", str(tmp_path / "on"))
+    assert rc == 0, err
+    on = json.loads((tmp_path / "on" / "summary.json").read_text())
+    n = on["tracks"]
+    assert on["constraints"]["motion"] == {"slack_heights": 0.5, "heights_per_second": 1.0,
+                                           "tracks_with_boxes": n, "tracks": n}
+    assert on["config"]["motion_gate"] is True
+    rc, _, err = _run(capsys, *args, "--output-dir", str(tmp_path / "off"), "--no-motion-gate")
+    assert rc == 0, err
+    off = json.loads((tmp_path / "off" / "summary.json").read_text())
+    assert off["constraints"]["motion"] is None and off["config"]["motion_gate"] is False
+    assert off["constraints"]["rejected_merges"]["motion"] == 0
