@@ -690,7 +690,10 @@ def test_sigint_mid_extract_in_a_real_process(kit: Kit, tmp_path: Path) -> None:
     before = snapshot(out)
     argv = extract_args(kit, out, source=scene.folder, tracks=scene.tracks,
                         extra=("--save-crops", "--overwrite", "--batch-size", "1", "--max-crops-per-track", "240"))
-    proc = subprocess.Popen([sys.executable, "-m", "trackreid", *argv], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    # Ctrl-C as at a terminal: a suite started as a background job of a non-interactive shell inherits
+    # SIGINT ignored, and Python then never turns it into KeyboardInterrupt (the run would just finish)
+    proc = subprocess.Popen([sys.executable, "-m", "trackreid", *argv], stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if any(p.suffix == ".jpg" for p in out.glob(".trackreid-extract-*/crops/*/*")):
