@@ -691,9 +691,14 @@ def test_sigint_mid_extract_in_a_real_process(kit: Kit, tmp_path: Path) -> None:
     argv = extract_args(kit, out, source=scene.folder, tracks=scene.tracks,
                         extra=("--save-crops", "--overwrite", "--batch-size", "1", "--max-crops-per-track", "240"))
     # Ctrl-C as at a terminal: a suite started as a background job of a non-interactive shell inherits
-    # SIGINT ignored, and Python then never turns it into KeyboardInterrupt (the run would just finish)
-    proc = subprocess.Popen([sys.executable, "-m", "trackreid", *argv], stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # SIGINT ignored, and so would the child, which would then just finish. A signal caught here is reset
+    # to its default in the child at exec (no preexec_fn, which is unsafe with threads).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "trackreid", *argv], stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if any(p.suffix == ".jpg" for p in out.glob(".trackreid-extract-*/crops/*/*")):
