@@ -155,6 +155,21 @@ def frames_video(folder: Path, path: Path, *codec: str, fps: int = 10) -> Path:
     return path
 
 
+def unknown_codec_video(folder: Path, path: Path) -> Path:
+    """An AVI whose video stream names a codec no FFmpeg build has a decoder for (FourCC ``QZQZ``).
+
+    The frames are MJPEG; only the FourCC in the headers (before the ``movi`` list) is changed,
+    so every demuxer reads the file and every decoder lookup fails, whatever the installed build.
+    """
+    mjpeg = frames_video(folder, path.with_name(path.stem + "-mjpeg.avi"), "-c:v", "mjpeg")
+    data = mjpeg.read_bytes()
+    head = data.index(b"movi")
+    assert data[:head].count(b"MJPG") >= 1
+    path.write_bytes(data[:head].replace(b"MJPG", b"QZQZ").replace(b"mjpg", b"qzqz") + data[head:])
+    mjpeg.unlink()
+    return path
+
+
 def zero_frame_video(path: Path) -> Path:
     ffmpeg("-f", "lavfi", "-i", "color=c=red:s=64x48:r=10", "-frames:v", "0", "-c:v", "libx264", str(path))
     return path

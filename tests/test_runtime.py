@@ -26,11 +26,12 @@ def test_importing_trackreid_leaves_the_environment_alone() -> None:
 
 
 @pytest.mark.parametrize(("env", "expected_policy", "applied"), [
-    ({}, "PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}),
-    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE", {}),  # the user's value wins
+    ({}, "PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE", "OPENCV_LOG_LEVEL": "FATAL"}),
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE", {"OPENCV_LOG_LEVEL": "FATAL"}),  # the user's value wins
     ({"TRACKREID_NO_ENV_DEFAULTS": "1"}, None, {}),  # opted out
     ({"TRACKREID_NO_ENV_DEFAULTS": "true"}, None, {}),
-    ({"TRACKREID_NO_ENV_DEFAULTS": "0"}, "PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE"}),  # 0 is not an opt-out
+    # 0 is not an opt-out
+    ({"TRACKREID_NO_ENV_DEFAULTS": "0"}, "PASSIVE", {"OMP_WAIT_POLICY": "PASSIVE", "OPENCV_LOG_LEVEL": "FATAL"}),
 ])
 def test_apply_env_defaults(env: dict[str, str], expected_policy: str | None, applied: dict[str, str]) -> None:
     target = dict(env)

@@ -8,6 +8,9 @@ before torch is imported, because OpenMP reads its variables only when torch loa
   default) made eager PyTorch many times slower on a 2-core machine whose cores other processes
   were also using: the spinning thread holds the core the working one needs. PASSIVE lets them
   sleep (``benchmarks/omp_wait.py`` prints the comparison).
+* ``OPENCV_LOG_LEVEL=FATAL``: OpenCV writes FFmpeg's complaints (``[ERROR:0@0.04] ...
+  Could not find decoder``) straight to the process's stderr, beside trackreid's own one-line
+  error that already says what failed and how to fix it.
 
 A value the user set always wins; ``TRACKREID_NO_ENV_DEFAULTS=1`` turns all of this off.
 This module imports nothing heavy.
@@ -22,7 +25,7 @@ from collections.abc import MutableMapping
 
 log = logging.getLogger(__name__)
 
-ENV_DEFAULTS: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
+ENV_DEFAULTS: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE", "OPENCV_LOG_LEVEL": "FATAL"}
 OPT_OUT = "TRACKREID_NO_ENV_DEFAULTS"
 _TRUE = ("1", "true", "yes", "on")
 

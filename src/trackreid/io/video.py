@@ -306,6 +306,9 @@ def _why_unreadable(path: Path) -> str:
                 del frame
                 return generic
             return "its video stream holds no frames"
+    except av.error.DecoderNotFoundError:
+        return ("the codec its video stream names has no decoder in this FFmpeg build (OpenCV's and PyAV's): "
+                f"re-encode it, e.g. ffmpeg -i {path.name} -c:v libx264 -pix_fmt yuv420p out.mp4")
     except (av.FFmpegError, OSError) as e:
         reason = getattr(e, "strerror", None) or str(e)
         return f"{generic} (FFmpeg: {reason})"
