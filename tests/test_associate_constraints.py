@@ -116,12 +116,13 @@ def test_revisit_gap_splits_two_visits_and_keeps_a_broken_track() -> None:
         Constraints(ts, revisit_gap=-1.0)
 
 
-def test_cli_defaults_match_the_library() -> None:
-    from trackreid.associate.api import REVISIT_GAP, SAME_CAMERA_MARGIN, AssociateConfig
+def test_cli_defaults_are_the_library_defaults() -> None:
+    from trackreid.associate.api import AssociateConfig
     from trackreid.cli import associate as cli
+    from trackreid.cli.main import build_parser
 
-    assert cli.REVISIT_GAP == REVISIT_GAP == AssociateConfig().revisit_gap
-    assert cli.SAME_CAMERA_MARGIN == SAME_CAMERA_MARGIN == AssociateConfig().same_camera_margin
+    args = build_parser().parse_args(["associate", "--features", "f", "--output-dir", "o"])
+    assert cli.config_from_args(args) == AssociateConfig()
 
 
 def test_constraints_matter_and_clear_identities_are_found() -> None:

@@ -108,7 +108,7 @@ def _browser(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}"]
     inner = "ip link set lo up; exec \"$@\""
-    return subprocess.run(["unshare", "-n", "--", "bash", "-c", inner, "bash", _chromium(), *flags, *args],
+    return subprocess.run(["unshare", "-rn", "--", "bash", "-c", inner, "bash", _chromium(), *flags, *args],
                           capture_output=True, text=True, timeout=120, check=False)
 
 

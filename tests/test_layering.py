@@ -62,3 +62,24 @@ def test_only_the_cli_imports_the_cli() -> None:
            and p.name != "__main__.py"
            for line, m in imported_modules(p) if m.startswith("trackreid.cli")]
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("package", ["associate", "run", "adapt"])
+def test_no_import_cycle_within_a_package(package: str) -> None:
+    """Modules of one package import each other in one direction (imports in functions and for type
+    checking included: a circle of types is a circle of ideas)."""
+    mods = {f"trackreid.{package}.{p.stem}": p for p in (PKG / package).glob("*.py") if p.stem != "__init__"}
+    graph = {m: {d for _, d in imported_modules(p) if d in mods and d != m} for m, p in mods.items()}
+    done: set[str] = set()
+
+    def visit(m: str, path: list[str]) -> None:
+        if m in path:
+            pytest.fail("import cycle: " + " -> ".join(path[path.index(m):] + [m]))
+        if m in done:
+            return
+        for d in sorted(graph[m]):
+            visit(d, [*path, m])
+        done.add(m)
+
+    for m in sorted(graph):
+        visit(m, [])

@@ -38,15 +38,15 @@ from trackreid.embed.backend import Embedder
 from trackreid.embed.preprocess import l2_normalize, resize_one
 from trackreid.errors import InputError, OutputError
 from trackreid.io.atomic import check_output_dir, output_error
+from trackreid.io.extract_meta import METADATA_NAME
 from trackreid.io.features import NPZ_NAME, PKL_NAME, TrackFeatures, write_features
-from trackreid.io.mot import Tracks, read_mot
+from trackreid.io.mot import Tracks, TracksReading
 from trackreid.io.video import FrameSource
 from trackreid.progress import NullProgress, Progress
 from trackreid.sampling import SamplePlan, SamplingConfig, plan_samples
 
 log = logging.getLogger(__name__)
 
-METADATA_NAME = "track_metadata.json"
 CROPS_DIR = "crops"
 OUTPUTS = (PKL_NAME, NPZ_NAME, METADATA_NAME, CROPS_DIR)
 NORMALIZATION = ("all_features: one L2-normalised embedding per crop; features: the L2-normalised mean "
@@ -250,13 +250,14 @@ def track_table(spans: dict[int, tuple[int, int, int]], tf: TrackFeatures, save_
     return table
 
 
-def build_metadata(*, desc: dict[str, Any], dim: int, video: dict[str, Any], tracks_file: str | None,
+def build_metadata(*, desc: dict[str, Any], dim: int, video: dict[str, Any], tracks: TracksReading | None,
                    sampling: SamplingConfig, stats: dict[str, Any], seconds: float, stages: dict[str, float],
                    command: dict[str, Any] | None, tf: TrackFeatures, spans: dict[int, tuple[int, int, int]],
                    save_crops: bool) -> dict[str, Any]:
     """``track_metadata.json`` (docs/formats.md), the same keys for offline, online and segmented extraction.
 
-    ``desc`` is the embedder's ``describe()`` (model, backend, batch size), ``dim`` its feature size.
+    ``desc`` is the embedder's ``describe()`` (model, backend, batch size), ``dim`` its feature size;
+    ``tracks`` how the tracks file was read (every later reader reads it the same way).
     """
     crops = int(stats.get("crops_embedded", 0))
     return {
@@ -264,7 +265,8 @@ def build_metadata(*, desc: dict[str, Any], dim: int, video: dict[str, Any], tra
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command or {},
         "video": video,
-        "tracks_file": tracks_file,
+        "tracks_file": str(tracks.file) if tracks is not None else None,
+        "tracks_reading": tracks.options() if tracks is not None else None,
         "model": desc["model"],
         "backend": desc["backend"],
         "batch_size": desc["batch_size"],
@@ -329,23 +331,29 @@ class Inputs:
 
     source: FrameSource
     tracks: Tracks
-    tracks_path: str | None
+    reading: TracksReading | None  # how ``tracks`` was read from its file (None: given in memory)
     plan: SamplePlan
+
+    @property
+    def tracks_path(self) -> str | None:
+        return str(self.reading.file) if self.reading is not None else None
 
 
 def open_inputs(source: str | Path, tracks: str | Path | Tracks, config: ExtractConfig) -> Inputs:
     """Open the video, read the tracks and plan the crops of every track (the whole video)."""
     src = FrameSource.open(source, seek=config.seek)
+    reading = None
     if isinstance(tracks, Tracks):
-        trk, tracks_path = tracks, None
+        trk = tracks
     else:
-        trk = read_mot(tracks, config.frame_offset, config.min_visibility, config.tracks_format)
-        tracks_path = str(tracks)
+        reading = TracksReading(Path(tracks).absolute(), config.frame_offset, config.min_visibility,
+                                config.tracks_format)
+        trk = reading.read()
     plan = plan_samples(trk, src.info.width, src.info.height, config.sampling,
                         src.info.frame_count if src.info.kind == "images" else None)
     if len(plan) == 0 and len(trk):
-        raise _nothing_to_crop(trk, src, tracks_path, plan.stats, src.info.frame_count)
-    return Inputs(src, trk, tracks_path, plan)
+        raise _nothing_to_crop(trk, src, str(tracks) if reading else None, plan.stats, src.info.frame_count)
+    return Inputs(src, trk, reading, plan)
 
 
 def assemble(inputs: Inputs, feats: np.ndarray, filled: np.ndarray, desc: dict[str, Any], config: ExtractConfig,
@@ -369,7 +377,7 @@ def assemble(inputs: Inputs, feats: np.ndarray, filled: np.ndarray, desc: dict[s
                    {"model": desc["model"], "source": str(src.info.path)}, dim)
     spans = {tid: (len(fr), int(fr.min()), int(fr.max())) for tid, fr in plan.track_rows.items()}
     video = {**src.info.to_dict(), "frames_decoded": int(frames_decoded)}
-    meta = build_metadata(desc=desc, dim=dim, video=video, tracks_file=inputs.tracks_path, sampling=config.sampling,
+    meta = build_metadata(desc=desc, dim=dim, video=video, tracks=inputs.reading, sampling=config.sampling,
                           stats=stats, seconds=seconds, stages=stages or {}, command=command, tf=tf, spans=spans,
                           save_crops=config.save_crops)
     meta.update(extra or {})
@@ -440,10 +448,12 @@ def _nothing_to_crop(trk: Tracks, src: FrameSource, tracks_path: str | None, sta
 
 def _publish(stage: Path, out: Path, crops: bool) -> None:
     """Move staged outputs into place (each a rename inside one file system)."""
+    target = out / CROPS_DIR
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)  # another run's crops: they must not pass for this run's (prepare-data, adapt)
+    elif target.exists() or target.is_symlink():
+        target.unlink()
     if crops:
-        target = out / CROPS_DIR
-        if target.exists():
-            shutil.rmtree(target)
         os.replace(stage / CROPS_DIR, target)
     for name in (NPZ_NAME, PKL_NAME, METADATA_NAME):
         os.replace(stage / name, out / name)

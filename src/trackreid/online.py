@@ -62,7 +62,7 @@ from trackreid.extract import (
     encode_crop,
     write_crop,
 )
-from trackreid.io.mot import Tracks
+from trackreid.io.mot import Tracks, TracksReading
 from trackreid.io.video import ArrayPicture, Picture
 from trackreid.sampling import SamplingConfig, assess_boxes, mot_to_xyxy, select_track
 
@@ -390,7 +390,8 @@ class OnlineCollector:
                      "fps": self.fps, "frame_count": self.frames_seen, "rotation": 0,
                      "frames_decoded": self.frames_seen}
             self.seconds += time.perf_counter() - t0
-            meta = build_metadata(desc=desc, dim=dim, video=video, tracks_file=self.tracks_file,
+            meta = build_metadata(desc=desc, dim=dim, video=video,
+                                  tracks=TracksReading(Path(self.tracks_file)) if self.tracks_file else None,
                                   sampling=self.config.sampling, stats=dict(self.stats), seconds=self.seconds,
                                   stages=self.stages, command=self.command, tf=tf, spans=spans,
                                   save_crops=self.config.save_crops)

@@ -113,7 +113,8 @@ def _neighbours(feats: np.ndarray, k: int, progress: Progress) -> tuple[np.ndarr
     return rowmax, ranks
 
 
-def _indicator(ranks: np.ndarray, n: int, values: float = 1.0) -> sparse.csr_matrix:
+def knn_indicator(ranks: np.ndarray, n: int, values: float = 1.0) -> sparse.csr_matrix:
+    """``F[i, j] = values`` for each ``j`` in row ``i`` of ``ranks`` (sparse, ``n`` x ``n``)."""
     rows = np.repeat(np.arange(len(ranks)), ranks.shape[1])
     data = np.full(rows.size, values, dtype=np.float32)
     return sparse.csr_matrix((data, (rows, ranks.ravel())), shape=(n, n))
@@ -121,13 +122,13 @@ def _indicator(ranks: np.ndarray, n: int, values: float = 1.0) -> sparse.csr_mat
 
 def _reciprocal(ranks: np.ndarray, n: int) -> sparse.csr_matrix:
     """``R[i, j] = 1`` when ``j`` is among ``i``'s neighbours and ``i`` among ``j``'s."""
-    f = _indicator(ranks, n)
+    f = knn_indicator(ranks, n)
     r = f.multiply(f.T).tocsr()
     r.eliminate_zeros()
     return r
 
 
-def _encoding(feats: np.ndarray, rowmax: np.ndarray, ranks: np.ndarray, k1: int) -> sparse.csr_matrix:
+def reciprocal_encoding(feats: np.ndarray, rowmax: np.ndarray, ranks: np.ndarray, k1: int) -> sparse.csr_matrix:
     """The k-reciprocal encoding ``V`` (rows sum to 1), sparse."""
     n = len(feats)
     half = int(np.around(k1 / 2.0))
@@ -208,9 +209,9 @@ def k_reciprocal_rerank(query: np.ndarray, gallery: np.ndarray, params: RerankPa
     log.debug("re-ranking %d x %d, about %.1f MB", nq, ng, rerank_memory_bytes(nq, ng, feats.shape[1], p.k1) / 1e6)
     rowmax, ranks = _neighbours(feats, k, progress)
     rowmax = np.maximum(rowmax, np.float32(1e-12))
-    v = _encoding(feats, rowmax, ranks, p.k1)
+    v = reciprocal_encoding(feats, rowmax, ranks, p.k1)
     if p.k2 != 1:
-        qe = _indicator(ranks[:, :min(p.k2, k)], n, 1.0 / min(p.k2, k))
+        qe = knn_indicator(ranks[:, :min(p.k2, k)], n, 1.0 / min(p.k2, k))
         v = (qe @ v).tocsr()
     v.sort_indices()
     overlap = _min_overlap(v[:nq], v[nq:].tocsc(), progress)

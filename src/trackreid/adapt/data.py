@@ -9,7 +9,6 @@ only by its camera, its per-camera track id and its frames.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from trackreid.errors import InputError
+from trackreid.io.extract_meta import METADATA_NAME, crop_path, frame_seconds, read_metadata, video_fps
 
-METADATA = "track_metadata.json"
+METADATA = METADATA_NAME
 
 
 @dataclass
@@ -64,19 +64,16 @@ def _camera_names(folders: Sequence[Path], names: Sequence[str] | None) -> list[
 
 
 def _read_metadata(folder: Path) -> dict[str, Any]:
-    meta_path = folder / METADATA
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder; --features takes an extract output folder "
                          f"(the --output-dir of `trackreid extract ... --save-crops`)")
-    if not meta_path.is_file():
+    if not (folder / METADATA).is_file():
         raise InputError(f"{folder}: no {METADATA}; --features takes an extract output folder "
                          "(run `trackreid extract ... --save-crops --output-dir` for this camera)")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{meta_path}: not readable JSON ({e}); re-run extract for this camera") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("tracks"), dict):
-        raise InputError(f"{meta_path}: expected an object with a 'tracks' table, as `trackreid extract` writes")
+    meta = read_metadata(folder)
+    if not isinstance(meta.get("tracks"), dict):
+        raise InputError(f"{folder / METADATA}: expected an object with a 'tracks' table, as `trackreid extract` "
+                         "writes")
     return meta
 
 
@@ -101,14 +98,14 @@ def read_tracks(folders: Sequence[str | Path], names: Sequence[str] | None = Non
     t_end: list[float] = []
     for c, folder in enumerate(dirs):
         meta = _read_metadata(folder)
-        fps = float((meta.get("video") or {}).get("fps") or 0.0) or 1.0
+        fps = video_fps(meta)
         with_crops = 0
         for key, tr in sorted(meta["tracks"].items(), key=lambda kv: int(kv[0]) if kv[0].lstrip("-").isdigit() else 0):
             if not isinstance(tr, dict) or tr.get("skipped"):
                 continue
             try:
                 tid = int(key)
-                crops = [folder / str(p) for p in tr.get("crops", [])]
+                crops = [crop_path(folder, p, str(folder / METADATA)) for p in tr.get("crops", [])]
                 first, last = float(tr.get("first_frame", 0)), float(tr.get("last_frame", 0))
             except (TypeError, ValueError):
                 raise InputError(f"{folder / METADATA}: track {key!r} is not in the format `trackreid extract` "
@@ -121,8 +118,8 @@ def read_tracks(folders: Sequence[str | Path], names: Sequence[str] | None = Non
             idx = len(t_id)
             t_cam.append(c)
             t_id.append(tid)
-            t_start.append((first - 1) / fps + offsets[c])  # as the association reads them
-            t_end.append((last - 1) / fps + offsets[c])
+            t_start.append(float(frame_seconds(first, fps, offsets[c])))  # as the association reads them
+            t_end.append(float(frame_seconds(last, fps, offsets[c])))
             paths += crops
             crop_track += [idx] * len(crops)
         if with_crops == 0:

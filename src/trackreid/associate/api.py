@@ -5,117 +5,38 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from trackreid.associate.cluster import LINKAGES, cluster_graph
+from trackreid.associate.cluster import cluster_graph
+from trackreid.associate.config import REVISIT_GAP, SAME_CAMERA_MARGIN, AssociateConfig
 from trackreid.associate.constraints import Constraints
 from trackreid.associate.graph import Graph, build_graph
 from trackreid.associate.motion import Endpoints
-from trackreid.associate.threshold import METHODS, auto_threshold
+from trackreid.associate.result import Association
+from trackreid.associate.threshold import auto_threshold
 from trackreid.associate.tracks import CameraInput, LoadedCamera, TrackSet, load_cameras
 from trackreid.associate.transit import MIN_SD, MIN_STEPS, SPREAD, learn_topology
-from trackreid.errors import InputError
 from trackreid.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
 
-REVISIT_GAP: float | None = 3.0
-#: Default ``same_camera_margin`` (docs/associate.md, "Same-camera margin").
-SAME_CAMERA_MARGIN = 0.0
-
-
-@dataclass(frozen=True)
-class AssociateConfig:
-    """How to associate. Defaults chosen by measurement (docs/associate.md)."""
-
-    threshold: float | str = "auto"  # "auto" or a similarity in the graph's scale
-    threshold_method: str = "chance"  # how "auto" cuts: chance (default), bayes or mixture (docs/associate.md)
-    topology: Path | str | Mapping[str, Any] | None = None  # file or dict with 'links', or "auto" (learned)
-    max_gap: float | None = None  # seconds
-    revisit_gap: float | None = REVISIT_GAP  # seconds between a person's tracks in one camera; None: no limit
-    fps: float | None = None  # for cameras whose input gives none
-    k: int = 20  # neighbours per track in the similarity graph
-    linkage: str = "average"
-    debias: bool = True
-    rerank: bool = False
-    set_similarity: bool = False
-    centralize: str | None = None  # None or "nfc"
-    motion_gate: bool = True  # a camera's tracks join only if they continue each other's motion (needs boxes)
-    hub_k: int = 0  # hubness correction (CSLS, per camera: k best matches of a track in each camera); 0: off
-    same_camera_margin: float = SAME_CAMERA_MARGIN  # lowers every same-camera similarity by this; 0: off
-
-    def __post_init__(self) -> None:
-        t = self.threshold
-        if isinstance(t, str):
-            if t != "auto":
-                raise InputError(f"--threshold {t!r}: expected 'auto' or a number such as 0.6")
-        elif isinstance(t, bool) or not isinstance(t, (int, float)) or not np.isfinite(t):
-            raise InputError(f"--threshold {t!r}: expected 'auto' or a finite number")
-        if self.threshold_method not in METHODS:
-            raise InputError(f"--threshold-method {self.threshold_method!r}: expected one of {', '.join(METHODS)}")
-        if self.linkage not in LINKAGES:
-            raise InputError(f"--linkage {self.linkage!r}: expected one of {', '.join(LINKAGES)}")
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise InputError(f"--k {self.k!r}: expected a positive number of neighbours")
-        if self.centralize not in (None, "nfc"):
-            raise InputError(f"centralize {self.centralize!r}: expected None or 'nfc'")
-        if isinstance(self.hub_k, bool) or not isinstance(self.hub_k, int) or self.hub_k < 0:
-            raise InputError(f"--hub-k {self.hub_k!r}: expected a number of neighbours such as 10, or 0 (off)")
-        m = self.same_camera_margin
-        if isinstance(m, bool) or not isinstance(m, (int, float)) or not np.isfinite(m) or not 0 <= m <= 2:
-            raise InputError(f"--same-camera-margin {m!r}: expected a similarity margin from 0 to 2 such as 0.1 "
-                             "(0: same-camera pairs judged like cross-camera ones)")
-
-    @property
-    def learns_topology(self) -> bool:
-        """``topology="auto"``: the transit windows are learned from a first association (:mod:`.transit`)."""
-        return isinstance(self.topology, str) and self.topology == "auto"
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        if isinstance(self.topology, Path):
-            d["topology"] = str(self.topology)
-        return d
-
-
-@dataclass
-class Association:
-    """The result of :func:`associate`. Global ids are 1..G (``labels + 1``)."""
-
-    tracks: TrackSet
-    labels: np.ndarray  # (N,) int64 cluster 0..G-1 per TrackSet row
-    global_ids: dict[str, dict[int, int]]  # camera -> track id -> global id (every input track)
-    threshold: float
-    threshold_info: dict[str, Any]
-    summary: dict[str, Any]
-    cameras: list[LoadedCamera]
-    merges: list[tuple[int, int, float]] = field(default_factory=list)  # (row a, row b, cluster similarity)
-    graph: Graph | None = None
-    config: AssociateConfig = field(default_factory=AssociateConfig)
-    constraints: Constraints | None = None  # what the final clustering obeyed (with a learned topology)
-
-    def camera_id(self, name: str) -> int:
-        """The integer camera id used in mtmc.txt (1-based position in the inputs)."""
-        return self.tracks.cameras.index(name) + 1
-
+__all__ = ["REVISIT_GAP", "SAME_CAMERA_MARGIN", "AssociateConfig", "Association", "associate",
+           "associate_to_folder", "build_constraints", "read_tracks_files"]
 
 def read_tracks_files(tracks: TrackSet, loaded: list[LoadedCamera],
                       motion_gate: bool = True) -> tuple[Endpoints, dict[str, set[int]]]:
-    """Each camera's tracks file, read once: the motion endpoints of its tracks (when ``motion_gate``
-    and its fps is known; see :mod:`trackreid.associate.motion`) and the track ids it holds."""
-    from trackreid.io.mot import read_mot
-
+    """Each camera's tracks file, read once as extract read it: the motion endpoints of its tracks (when
+    ``motion_gate`` and its fps is known; see :mod:`trackreid.associate.motion`) and the track ids it holds."""
     endpoints = Endpoints.empty(len(tracks))
     ids: dict[str, set[int]] = {}
     for c, cam in enumerate(loaded):
-        if cam.tracks_file is None:
+        if cam.tracks is None:
             continue
-        mot = read_mot(cam.tracks_file)
+        mot = cam.tracks.read()
         ids[cam.name] = {int(t) for t in mot.ids}
         if motion_gate and cam.fps:
             rows = np.flatnonzero(tracks.camera == c)
@@ -144,8 +65,7 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     progress = progress or NullProgress()
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    tracks, loaded = load_cameras(cameras, config.fps, need_seconds=config.topology is not None
-                                  or config.max_gap is not None or config.revisit_gap is not None,
+    tracks, loaded = load_cameras(cameras, config.fps, need_seconds=config.time_constraints(),
                                   with_crops=config.set_similarity)
     endpoints, file_ids = read_tracks_files(tracks, loaded, config.motion_gate)
     constraints = build_constraints(tracks, loaded, config, endpoints)
@@ -215,7 +135,8 @@ def _summary(tracks: TrackSet, labels: np.ndarray, loaded: list[LoadedCamera], t
     return {
         "cameras": [{"name": c.name, "camera_id": i + 1, "tracks": c.num_tracks, "features": c.source,
                      "fps": c.fps, "fps_from": c.fps_from, "time_offset": c.time_offset,
-                     "tracks_file": str(c.tracks_file) if c.tracks_file else None}
+                     "tracks_file": str(c.tracks.file) if c.tracks else None,
+                     "tracks_reading": c.tracks.options() if c.tracks else None}
                     for i, c in enumerate(loaded)],
         "camera_ids": "mtmc.txt's camera_id is the camera's 1-based position in 'cameras'",
         "tracks": len(tracks),

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ def _path(value: Any, base: Path, where: str, key: str) -> Path:
 
 
 def _number(value: Any, where: str, key: str, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (positive and value <= 0):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (positive and value <= 0):
         raise InputError(f"{where}: '{key}' must be a {'positive ' if positive else ''}number, found {value!r}")
     return float(value)
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from trackreid.associate.config import LINKAGES
 from trackreid.associate.constraints import REASONS, Constraints
 from trackreid.associate.graph import Graph, build_graph
 from trackreid.associate.tracks import TrackSet
@@ -44,7 +45,6 @@ from trackreid.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
 
-LINKAGES = ("average", "single", "complete")
 _BLOCKED = -(1 << 40)  # an edge count this negative marks a pair that can never merge
 
 

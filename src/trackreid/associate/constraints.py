@@ -69,6 +69,19 @@ def load_yaml(path: str | Path, what: str) -> Any:
         raise InputError(f"{p}{where}: malformed YAML ({problem}); expected a {what} file") from None
 
 
+def load_topology(path: Path, where: str) -> dict[str, Any]:
+    """A topology file read now, as the mapping :func:`parse_topology` takes (its ``links``, and its path
+    as ``_source`` for messages); ``where`` names the option that gave the path."""
+    if not path.is_file():
+        raise InputError(f"{where}: {path}: no such topology file (a YAML file with links: [{{cameras: [A, B], "
+                         "transit: [min, max]}]); paths are relative to the file that names them")
+    data = load_yaml(path, "topology")
+    if not isinstance(data, Mapping) or not isinstance(data.get("links"), list):
+        raise InputError(f"{path}: expected a mapping with a 'links' list, e.g. "
+                         "links: [{cameras: [cam1, cam2], transit: [2, 30]}]")
+    return {"links": data["links"], "_source": str(path)}
+
+
 def parse_topology(spec: str | Path | Mapping[str, Any],
                    cameras: list[str]) -> dict[tuple[int, int], tuple[float, float]]:
     """``{(cam_i, cam_j) with i < j: (min_s, max_s)}`` from a topology file or dict.

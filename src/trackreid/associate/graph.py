@@ -319,16 +319,16 @@ def _set_similarity(crops: tuple[np.ndarray, np.ndarray], i: np.ndarray, j: np.n
 
 def _rerank_state(features: np.ndarray, knn_idx: np.ndarray, rowmin: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray]:
     """The k-reciprocal encodings ``V`` (sparse, with query expansion), their row sums and row max distances."""
-    from trackreid.rerank import _encoding, _indicator
+    from trackreid.rerank import knn_indicator, reciprocal_encoding
 
     n = len(features)
     ranks = np.concatenate([np.arange(n)[:, None], knn_idx], axis=1)  # self first, as the reference
     rowmax = np.maximum(1.0 - rowmin, 1e-6).astype(np.float32)
     k1 = min(RERANK_K1, ranks.shape[1] - 1)
-    v = _encoding(features, rowmax, ranks, k1)
+    v = reciprocal_encoding(features, rowmax, ranks, k1)
     k2 = min(RERANK_K2, ranks.shape[1])
     if k2 > 1:
-        v = (_indicator(ranks[:, :k2], n, 1.0 / k2) @ v).tocsr()
+        v = (knn_indicator(ranks[:, :k2], n, 1.0 / k2) @ v).tocsr()
     rowsum = np.asarray(v.sum(axis=1)).ravel()
     return v, rowsum, rowmax
 

@@ -31,7 +31,7 @@ from trackreid.errors import OutputError
 from trackreid.io.atomic import check_output_dir
 
 if TYPE_CHECKING:
-    from trackreid.associate.api import Association
+    from trackreid.associate.result import Association
 
 Writer = Callable[["Association", Path], None]
 
@@ -57,18 +57,21 @@ def write_summary(result: Association, out: Path) -> None:
 
 
 def _camera_rows(result: Association):  # type: ignore[no-untyped-def]
-    """(camera index, name, Tracks with global ids) for each camera whose tracks file is known."""
-    from trackreid.io.mot import read_mot
+    """(camera index, name, Tracks with global ids) for each camera whose tracks file is known.
 
+    The file is read as extract read it (the rows it cropped), and frames are written back in
+    the file's own numbering (its ``frame_offset`` undone), so step 5 reads what it wrote.
+    """
     for c, cam in enumerate(result.cameras):
-        if cam.tracks_file is None:
+        if cam.tracks is None:
             continue
-        trk = read_mot(cam.tracks_file)
+        trk = cam.tracks.read()
         ids = result.global_ids[cam.name]
         gid = np.array([ids.get(int(t), 0) for t in trk.track_id.tolist()], np.int64)
         keep = gid > 0
         trk = trk.subset(keep)
         trk.track_id = gid[keep]
+        trk.frame = trk.frame - int(cam.tracks.frame_offset)
         yield c, cam.name, trk
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from trackreid.associate.transit import describe_windows
 
 if TYPE_CHECKING:
-    from trackreid.associate.api import Association
+    from trackreid.associate.result import Association
 
 log = logging.getLogger(__name__)
 

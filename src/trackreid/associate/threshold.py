@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from trackreid.associate.config import METHODS
 from trackreid.associate.constraints import Constraints
 from trackreid.associate.graph import Graph, robust_gaussian
 from trackreid.associate.tracks import TrackSet
@@ -58,7 +59,6 @@ MAX_NEGATIVES = 200_000
 FALLBACK = 0.5
 BINS = 50
 MAX_FIT = 20_000  # values the mixture is fitted on (a uniform sample above that)
-METHODS = ("chance", "bayes", "mixture")
 #: ``method="chance"``: chance matches (pairs of two people) a track expects above the cut.
 CHANCE_MATCHES = 0.4
 

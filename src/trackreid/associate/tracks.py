@@ -4,16 +4,17 @@ A :class:`CameraInput` names one camera and its features (an extract output fold
 ``.npz`` or ``.pkl``, or a :class:`~trackreid.io.features.TrackFeatures` in memory). Each
 track's time span comes from ``track_metadata.json`` (first and last frame of the track in
 the tracks file) or, without it, from the frames of its crops; frames become seconds on the
-site clock with the camera's frames per second and ``time_offset``:
-``seconds = time_offset + (frame - 1) / fps``.
+site clock with the camera's frames per second and ``time_offset``
+(:func:`~trackreid.io.extract_meta.frame_seconds`). The camera's tracks file is read again
+(motion gate, global_tracks/, mtmc.txt) exactly as extract read it
+(:func:`~trackreid.io.extract_meta.tracks_reading`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,18 @@ import numpy as np
 
 from trackreid.embed.preprocess import l2_normalize
 from trackreid.errors import InputError
+from trackreid.io.extract_meta import (
+    METADATA_NAME,
+    crop_path,
+    frame_seconds,
+    read_metadata,
+    tracks_reading,
+    video_fps,
+)
 from trackreid.io.features import NPZ_NAME, PKL_NAME, TrackFeatures, read_features
+from trackreid.io.mot import TracksReading
 
 log = logging.getLogger(__name__)
-
-METADATA_NAME = "track_metadata.json"  # as written by extract
-
 
 @dataclass
 class CameraInput:
@@ -36,7 +43,7 @@ class CameraInput:
     features: TrackFeatures | str | Path
     fps: float | None = None
     time_offset: float = 0.0
-    tracks: Path | None = None  # MOT file, for global_tracks/ and mtmc.txt (else from the metadata)
+    tracks: Path | None = None  # MOT file (else the one in the metadata), read with the metadata's options
     crops_dir: Path | None = None  # else the extract folder's crops/
 
 
@@ -125,7 +132,7 @@ class LoadedCamera:
     fps: float | None
     fps_from: str  # "camera", "--fps", "metadata", or "unknown (frames)"
     time_offset: float
-    tracks_file: Path | None  # the MOT file, if known and present
+    tracks: TracksReading | None  # the MOT file and how extract read it, if known and present
     crops: dict[int, list[Path]]  # track id -> crop image paths (when extract saved crops)
     metadata: dict[str, Any]
     num_tracks: int
@@ -142,17 +149,6 @@ def _features_location(src: str | Path) -> tuple[Path, Path | None]:
     return p, None
 
 
-def _read_metadata(folder: Path) -> dict[str, Any]:
-    path = folder / METADATA_NAME
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: not readable JSON ({e}); re-run `trackreid extract` for this camera") from None
-    if not isinstance(meta, dict):
-        raise InputError(f"{path}: expected a JSON object as written by `trackreid extract`")
-    return meta
-
-
 def _model_key(tf: TrackFeatures, metadata: dict[str, Any]) -> tuple[str | None, str | None]:
     """(weights sha256, model name) from the features' meta or the extract metadata."""
     for m in (tf.meta.get("model"), metadata.get("model")):
@@ -161,21 +157,13 @@ def _model_key(tf: TrackFeatures, metadata: dict[str, Any]) -> tuple[str | None,
     return None, None
 
 
-def _resolve(path_text: str, folder: Path | None) -> Path | None:
-    p = Path(path_text)
-    for cand in ([p] if p.is_absolute() else [p, *([folder / p] if folder else [])]):
-        if cand.is_file():
-            return cand
-    return None
-
-
 def load_cameras(cameras: Sequence[CameraInput], fps: float | None = None,
-                 need_seconds: bool = False, with_crops: bool = True) -> tuple[TrackSet, list[LoadedCamera]]:
+                 need_seconds: Sequence[str] = (), with_crops: bool = True) -> tuple[TrackSet, list[LoadedCamera]]:
     """Read every camera's features into one :class:`TrackSet` and check that they belong together.
 
     ``fps`` (the ``--fps`` flag) applies to cameras whose input gives none; a camera's own
-    ``fps`` wins, the extract metadata's video fps is the last resort. ``need_seconds``: fail
-    when a camera's fps is unknown (time constraints across cameras need seconds).
+    ``fps`` wins, the extract metadata's video fps is the last resort. ``need_seconds`` names the
+    time constraints in force: with any, a camera whose fps is unknown is an error naming them.
     """
     if not cameras:
         raise InputError("no cameras given; pass --features DIR --camera NAME at least once (or --cameras FILE)")
@@ -204,7 +192,7 @@ def load_cameras(cameras: Sequence[CameraInput], fps: float | None = None,
             path, folder = _features_location(cam.features)
             tf = read_features(path)
             source = str(path)
-            metadata = _read_metadata(folder) if folder else {}
+            metadata = read_metadata(folder) if folder else {}
         dims.setdefault(tf.feature_dim, source)
         if len(dims) > 1:
             (d0, s0), (d1, s1) = list(dims.items())[:2]
@@ -220,8 +208,9 @@ def load_cameras(cameras: Sequence[CameraInput], fps: float | None = None,
                                  "every camera with the same --reid-model")
         cam_fps, fps_from = _camera_fps(cam, fps, metadata, source)
         if cam_fps is None and need_seconds:
-            raise InputError(f"{source}: the frame rate of camera {cam.name!r} is unknown, and --topology / "
-                             "--max-gap need times in seconds; pass --fps F or set fps for it in the cameras file")
+            raise InputError(f"{source}: the frame rate of camera {cam.name!r} is unknown, and the time constraints "
+                             f"({', '.join(need_seconds)}) need times in seconds; pass --fps F or set fps for it in "
+                             "the cameras file")
         if not np.isfinite(cam.time_offset):
             raise InputError(f"camera {cam.name!r}: time_offset {cam.time_offset!r} is not a number of seconds")
         raw_table = metadata.get("tracks")
@@ -239,15 +228,14 @@ def load_cameras(cameras: Sequence[CameraInput], fps: float | None = None,
                     raise InputError(f"{source}: track {int(tid)} has no frame numbers and no entry in "
                                      f"{METADATA_NAME}; its time span is unknown")
                 first[i], last[i] = float(fr.min()), float(fr.max())
-        scale = 1.0 / cam_fps if cam_fps else 1.0
-        part = {"track_id": tf.track_ids.copy(), "start": cam.time_offset + (first - 1.0) * scale,
-                "end": cam.time_offset + (last - 1.0) * scale, "features": tf.features}
+        part = {"track_id": tf.track_ids.copy(), "start": frame_seconds(first, cam_fps, cam.time_offset),
+                "end": frame_seconds(last, cam_fps, cam.time_offset), "features": tf.features}
         if with_crops:
             part["crop_features"] = tf.all_features
             part["crop_counts"] = np.diff(tf.offsets)
         parts.append(part)
         loaded.append(LoadedCamera(cam.name, source, cam_fps, fps_from, float(cam.time_offset),
-                                   _tracks_file(cam, metadata, folder, source),
+                                   _tracks_reading(cam, metadata, folder, source),
                                    _crops(cam, table, folder), metadata, len(tf)))
     shas = list(models)
     meta = {"model_sha256": shas[0] if shas else None, "feature_dim": next(iter(dims))}
@@ -262,42 +250,43 @@ def _camera_fps(cam: CameraInput, fps: float | None, metadata: dict[str, Any],
         return float(cam.fps), "camera"
     if fps is not None:
         return float(fps), "--fps"
-    video = metadata.get("video")
-    v = video.get("fps") if isinstance(video, dict) else None
-    if isinstance(v, (int, float)) and np.isfinite(v) and v > 0:
-        return float(v), "metadata"
+    v = video_fps(metadata)
+    if v is not None:
+        return v, "metadata"
     return None, "unknown (times in frames)"
 
 
-def _tracks_file(cam: CameraInput, metadata: dict[str, Any], folder: Path | None, source: str) -> Path | None:
+def _tracks_reading(cam: CameraInput, metadata: dict[str, Any], folder: Path | None,
+                    source: str) -> TracksReading | None:
+    """The camera's tracks file read as extract read it; a file given with the camera replaces the path only."""
+    recorded = tracks_reading(metadata, folder)
     if cam.tracks is not None:
         p = Path(cam.tracks)
         if not p.is_file():
             raise InputError(f"camera {cam.name!r}: tracks file {p} does not exist; fix the path or leave it out")
-        return p
-    text = metadata.get("tracks_file")
-    if isinstance(text, str) and text:
-        found = _resolve(text, folder)
-        if found is None:
-            log.warning("camera %s: the tracks file %s named in %s was not found; global_tracks/ and mtmc.txt "
-                        "leave this camera out (give its tracks file in the cameras file)", cam.name, text, source)
-        return found
-    return None
+        return replace(recorded, file=p) if recorded is not None else TracksReading(p)
+    if recorded is not None and not recorded.file.is_file():
+        log.warning("camera %s: the tracks file %s named in %s was not found; global_tracks/ and mtmc.txt "
+                    "leave this camera out (give its tracks file in the cameras file)", cam.name, recorded.file,
+                    source)
+        return None
+    return recorded
 
 
 def _crops(cam: CameraInput, table: dict[str, Any], folder: Path | None) -> dict[int, list[Path]]:
     """Crop image paths per track from the metadata (``crops/track_0001/...``), under ``crops_dir`` if given."""
     out: dict[int, list[Path]] = {}
+    where = str(folder / METADATA_NAME) if folder is not None else cam.name
     for tid, entry in table.items():
         if not (isinstance(entry, dict) and isinstance(entry.get("crops"), list)) or not tid.isdigit():
             continue
         paths = []
         for c in entry["crops"]:
-            rel = Path(str(c))
             if cam.crops_dir is not None:
+                rel = crop_path(Path("."), c, where)
                 paths.append(Path(cam.crops_dir) / Path(*rel.parts[1:]) if rel.parts[:1] == ("crops",) else
                              Path(cam.crops_dir) / rel)
             elif folder is not None:
-                paths.append(folder / rel)
+                paths.append(crop_path(folder, c, where))
         out[int(tid)] = paths
     return out

@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from trackreid.associate.config import LINKAGES, METHODS, AssociateConfig
+
 NAME = "associate"
-REVISIT_GAP: float | None = 3.0  # keep equal to trackreid.associate.api.REVISIT_GAP (not imported: --help stays light)
-SAME_CAMERA_MARGIN = 0.0  # keep equal to trackreid.associate.api.SAME_CAMERA_MARGIN (same reason)
+DEFAULTS = AssociateConfig()
 HELP = "link the tracks of several cameras: one global id per person (step 4)"
 DESCRIPTION = """\
 Associate tracks across cameras from the features `trackreid extract` wrote for each camera.
@@ -92,9 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="name of the camera of the preceding --features (default: its folder name)")
     p.add_argument("--cameras", metavar="FILE", help="YAML file listing the cameras (see above)")
     p.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the outputs")
-    p.add_argument("--threshold", type=_threshold, default="auto", metavar="auto|FLOAT",
+    p.add_argument("--threshold", type=_threshold, default=DEFAULTS.threshold, metavar="auto|FLOAT",
                    help="similarity at or above which clusters merge (default auto: chosen without labels)")
-    p.add_argument("--threshold-method", choices=("chance", "bayes", "mixture"), default="chance",
+    p.add_argument("--threshold-method", choices=METHODS, default=DEFAULTS.threshold_method,
                    help="how --threshold auto cuts (default chance: above each track's expected best chance "
                         "match; bayes and mixture are the earlier rules, kept for comparison: docs/associate.md)")
     p.add_argument("--topology", metavar="FILE|auto",
@@ -102,18 +103,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "pair's transit window from a first association (see above)")
     p.add_argument("--fps", type=float, help="frames per second for cameras whose metadata and cameras file give none")
     p.add_argument("--max-gap", type=float, metavar="SECONDS", help="longest time between a person's tracks")
-    p.add_argument("--revisit-gap", type=_gap, default=REVISIT_GAP, metavar="SECONDS|none",
+    p.add_argument("--revisit-gap", type=_gap, default=DEFAULTS.revisit_gap, metavar="SECONDS|none",
                    help="longest time between a person's tracks in ONE camera (default "
-                        f"{'none' if REVISIT_GAP is None else f'{REVISIT_GAP:g} s'}; none: people may come back)")
+                        f"{'none' if DEFAULTS.revisit_gap is None else f'{DEFAULTS.revisit_gap:g} s'}; none: people "
+                        "may come back)")
     p.add_argument("--no-motion-gate", dest="motion_gate", action="store_false",
                    help="let two tracks of one camera join without continuing each other's motion (default: "
                         "they must, when the camera's tracks file is known)")
-    p.add_argument("--same-camera-margin", type=float, default=SAME_CAMERA_MARGIN, metavar="M",
+    p.add_argument("--same-camera-margin", type=float, default=DEFAULTS.same_camera_margin, metavar="M",
                    help="lower the similarity of two tracks of ONE camera by M before clustering: joining a "
                         "camera's broken tracks needs more evidence than a cross-camera link (default "
-                        f"{SAME_CAMERA_MARGIN:g}: off; e.g. 0.1, measured in docs/associate.md)")
-    p.add_argument("--k", type=int, default=20, help="neighbours per track in the similarity graph (default 20)")
-    p.add_argument("--linkage", choices=("average", "single", "complete"), default="average",
+                        f"{DEFAULTS.same_camera_margin:g}: off; e.g. 0.1, measured in docs/associate.md)")
+    p.add_argument("--k", type=int, default=DEFAULTS.k,
+                   help=f"neighbours per track in the similarity graph (default {DEFAULTS.k})")
+    p.add_argument("--linkage", choices=LINKAGES, default=DEFAULTS.linkage,
                    help="cluster similarity from the edges between two clusters (default average)")
     p.add_argument("--no-debias", dest="debias", action="store_false",
                    help="keep each camera's mean feature (default: subtract it, re-normalise)")
@@ -121,7 +124,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set-similarity", action="store_true",
                    help="compare tracks crop by crop (best matches) instead of by their mean feature")
     p.add_argument("--nfc", action="store_true", help="Pose2ID neighbour feature centralization before linking")
-    p.add_argument("--hub-k", type=int, default=0, metavar="K",
+    p.add_argument("--hub-k", type=int, default=DEFAULTS.hub_k, metavar="K",
                    help="hubness correction (CSLS): lower each similarity s(i, j) by the mean of i's K best "
                         "matches in j's camera and j's K best in i's camera, e.g. --hub-k 10 (default 0: off; "
                         "measured in docs/associate.md: it did not help on every benchmark seed set)")
@@ -133,8 +136,18 @@ def _default_name(features: str) -> str:
     return (p if p.is_dir() or not p.suffix else p.parent).resolve().name
 
 
+def config_from_args(args: argparse.Namespace, topology: Any = None) -> AssociateConfig:
+    """The flags as an :class:`AssociateConfig` (unset flags give the library's defaults)."""
+    return AssociateConfig(threshold=args.threshold, threshold_method=args.threshold_method,
+                           topology=topology, max_gap=args.max_gap,
+                           revisit_gap=args.revisit_gap, motion_gate=args.motion_gate, fps=args.fps,
+                           k=args.k, linkage=args.linkage, debias=args.debias, rerank=args.rerank,
+                           set_similarity=args.set_similarity, centralize="nfc" if args.nfc else None,
+                           hub_k=args.hub_k, same_camera_margin=args.same_camera_margin)
+
+
 def run(args: argparse.Namespace) -> int:
-    from trackreid.associate.api import AssociateConfig, associate_to_folder
+    from trackreid.associate.api import associate_to_folder
     from trackreid.associate.cameras_file import read_cameras_file
     from trackreid.associate.tracks import CameraInput
     from trackreid.cli.progress import make_progress
@@ -148,17 +161,15 @@ def run(args: argparse.Namespace) -> int:
             dup = next(n for n in names if names.count(n) > 1)
             raise InputError(f"camera {dup!r} is named twice; every camera needs its own --camera name")
         cameras, file_topology = read_cameras_file(args.cameras, dict(inputs))
+        if topology is not None and file_topology is not None:
+            raise InputError(f"{args.cameras} lists links and --topology {args.topology} gives a topology too; give "
+                             "the topology once: drop --topology, or the cameras file's links")
         topology = topology or file_topology
     elif inputs:
         cameras = [CameraInput(n, f) for n, f in inputs]
     else:
         raise InputError("no cameras: pass --features DIR [--camera NAME] for each camera, or --cameras FILE")
-    config = AssociateConfig(threshold=args.threshold, threshold_method=args.threshold_method,
-                             topology=topology, max_gap=args.max_gap,
-                             revisit_gap=args.revisit_gap, motion_gate=args.motion_gate, fps=args.fps,
-                             k=args.k, linkage=args.linkage, debias=args.debias, rerank=args.rerank,
-                             set_similarity=args.set_similarity, centralize="nfc" if args.nfc else None,
-                             hub_k=args.hub_k, same_camera_margin=args.same_camera_margin)
+    config = config_from_args(args, topology)
     result = associate_to_folder(cameras, args.output_dir, config, args.overwrite, make_progress(args.quiet))
     s = result.summary
     info = result.threshold_info

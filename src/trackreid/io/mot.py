@@ -61,6 +61,46 @@ class Tracks:
                       self.visibility[mask], dict(self.stats))
 
 
+TRACKS_FORMATS = ("auto", "mot", "gt")
+
+
+@dataclass(frozen=True)
+class TracksReading:
+    """How a tracks file is read: the file and the options of :func:`read_mot`.
+
+    ``extract`` records it in ``track_metadata.json`` (``tracks_file`` and ``tracks_reading``);
+    every later reader (associate and its outputs, the motion gate, adapt, run) reads the file
+    again through :meth:`read`, so it sees exactly the rows extract cropped.
+    """
+
+    file: Path
+    frame_offset: int = 0
+    min_visibility: float = 0.0
+    format: str = "auto"
+
+    def read(self) -> Tracks:
+        return read_mot(self.file, self.frame_offset, self.min_visibility, self.format)
+
+    def options(self) -> dict[str, object]:
+        """``track_metadata.json``'s ``tracks_reading`` (the file is its ``tracks_file``)."""
+        return {"frame_offset": int(self.frame_offset), "min_visibility": float(self.min_visibility),
+                "format": self.format}
+
+    @classmethod
+    def from_options(cls, file: Path, options: object, where: str) -> TracksReading:
+        """The inverse of :meth:`options`; ``where`` names the metadata file in errors."""
+        if not isinstance(options, dict):
+            raise InputError(f"{where}: tracks_reading must be an object {{frame_offset, min_visibility, format}}, "
+                             f"got {options!r}; re-run `trackreid extract` for this camera")
+        offset, vis, fmt = options.get("frame_offset", 0), options.get("min_visibility", 0.0), \
+            options.get("format", "auto")
+        if isinstance(offset, bool) or not isinstance(offset, int) or isinstance(vis, bool) \
+                or not isinstance(vis, (int, float)) or fmt not in TRACKS_FORMATS:
+            raise InputError(f"{where}: tracks_reading {options!r} is not what `trackreid extract` writes "
+                             "(frame_offset: integer, min_visibility: number, format: auto, mot or gt)")
+        return cls(file, offset, float(vis), str(fmt))
+
+
 def box_to_pixels(xywh: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
     """1-based MOT box -> 0-based ``(x0, y0, x1, y1)`` clipped to the image (x1/y1 exclusive)."""
     left, top, w, h = (float(v) for v in xywh)
