@@ -44,14 +44,14 @@ def no_partial_files(out: Path) -> list[Path]:
 
 
 def only_loopback() -> bool:
-    """Inside `unshare -n` with lo up, the only network interface is `lo`."""
+    """Inside `unshare -rn` with lo up, the only network interface is `lo`."""
     return [name for _, name in socket.if_nameindex()] == ["lo"]
 
 
 def require_network_namespace() -> None:
     if not only_loopback():
         msg = ("Ray tests run only inside a network namespace: "
-               "unshare -n -- bash -c 'ip link set lo up; exec pytest -m ray'")
+               "unshare -rn -- bash -c 'ip link set lo up; exec pytest -m ray'")
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)

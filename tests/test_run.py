@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,10 +167,13 @@ def test_site_file_schema(tmp_path: Path, site_file: Path) -> None:
     with pytest.raises(InputError, match="camera 1.*did you mean 'tracks'"):
         read_site(bad)
     csv = tmp_path / "site.csv"
+    for name in ("a", "b"):
+        shutil.copy(site.cameras[0].video, tmp_path / f"{name}.mp4")
+        shutil.copy(site.cameras[0].tracks, tmp_path / f"{name}.txt")
     csv.write_text("name,video,tracks,time_offset\nA,a.mp4,a.txt,1.5\nB,b.mp4,b.txt,\n")
     with pytest.raises(InputError, match="no reid_model"):
         read_site(csv)
-    cams = read_site(csv, reid_model="osnet_x0_25_msmt17").cameras
+    cams = read_site(csv, reid_model=str(site.options.reid_model)).cameras
     assert [(c.name, c.video, c.time_offset) for c in cams] == [("A", tmp_path / "a.mp4", 1.5),
                                                                   ("B", tmp_path / "b.mp4", 0.0)]
 
@@ -216,6 +220,8 @@ def test_demo_runs_a_two_camera_site_and_associates_it(msmt_pth: Path, tmp_path:
     assert out.count("EXTRACTION SUMMARY") == 2 and "ASSOCIATION (done)" in out
     report = json.loads((tmp_path / "run" / "run.json").read_text())
     assert report["failures"] == [] and report["associate"]["status"] == "done"
+    assert (tmp_path / "run" / "cameras" / "cam1" / "crops").is_dir()  # report.html shows pictures
+    assert "<img" in (tmp_path / "run" / "associate" / "report.html").read_text()
     global_ids = json.loads((tmp_path / "run" / "associate" / "global_ids.json").read_text())
     assert sorted(global_ids) == ["cam1", "cam2"] and len(global_ids["cam2"]) == 8
     line = next(x for x in out.splitlines() if "pairs of tracks linked rightly" in x)

@@ -105,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         weights = _untrained(out / "untrained_osnet_x0_25.safetensors")
     # an untrained network runs on eager torch: exporting it to ONNX would cost more than the demo
+    # crops saved: the first report.html a newcomer opens shows each identity's pictures
     site = read_site(synth.site_yml, reid_model=str(weights), device=args.device,
-                     backend=None if pretrained else "torch")
+                     backend=None if pretrained else "torch", save_crops=True)
     progress = make_progress(args.quiet)
     command = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     command["pretrained"] = pretrained
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\ncamera {name}")
         print(summary(cam))
     assoc = result.report["associate"]
-    print(f"\nASSOCIATION ({assoc.get('status')}): {out / 'run' / 'associate'}")
+    print(f"\nASSOCIATION ({assoc.get('status')}): {out / 'run' / 'associate'} (open report.html in a browser)")
     for k in ("tracks", "identities", "identities_multi_camera", "cross_camera_links"):
         if k in assoc:
             print(f"  {k.replace('_', ' ')}: {assoc[k]}")

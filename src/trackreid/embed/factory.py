@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from trackreid.embed.backend import Backend, Embedder, TorchBackend
@@ -52,36 +52,72 @@ def _onnx_from_weights(loaded: LoadedModel, device: str, input_size: tuple[int, 
     return backend
 
 
-def build_backend(reid_model: str | Path, *, device: str = "auto", backend: str = "auto",
-                  arch: str | None = None, half: bool = False,
-                  input_size: tuple[int, int] | None = None) -> Backend:
-    """Weights -> a backend that runs them. ``input_size`` (H, W) is ``--reid-size``: the network
-    input the backend is built for, and what its ``model_info["preprocess"]`` records."""
+@dataclass(frozen=True)
+class BackendChoice:
+    """What ``--backend``/``--device``/``--half`` resolve to on this machine (``auto`` decided)."""
+
+    backend: str  # "torch" or "onnx"
+    device: str  # a torch device string: "cpu", "cuda:0", ...
+    half: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {"backend": self.backend, "device": self.device, "half": self.half}
+
+
+def _auto_cpu_onnx(loaded: LoadedModel) -> bool:
+    """``auto`` on the CPU runs the cached ONNX export; False (with the reason logged) when it cannot be made."""
+    from trackreid.embed.onnx_backend import cpu_threads
+    from trackreid.embed.onnx_export import cached_onnx
+
+    cpu_threads()  # a bad TRACKREID_THREADS is the user's to fix: checked before the export, never a fall back
+    try:
+        cached_onnx(loaded)
+        return True
+    except (ImportError, ModelError, OutputError) as e:
+        # Only "cannot export here" falls back; input errors surface.
+        log.warning("backend auto: running eager PyTorch instead of onnxruntime (%s)", e)
+        return False
+
+
+def choose_backend(reid_model: str | Path, *, device: str = "auto", backend: str = "auto",
+                   arch: str | None = None, half: bool = False) -> BackendChoice:
+    """Decide ``auto`` once: ``.onnx`` files and CPU weights run on onnxruntime (the weights through their
+    cached export, made here if missing), CUDA weights in PyTorch float16. Processes that must embed
+    alike (the segments of one camera) build from one choice: :func:`build_backend` with ``choice``."""
     if backend not in BACKENDS:
         raise InputError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-    size = check_input_size(input_size)
     path = resolve_weights(reid_model)
     if path.suffix.lower() == ".onnx":
         if backend == "torch":
             raise InputError(f"{path}: an ONNX file runs on onnxruntime; use --backend auto or onnx")
+        return BackendChoice("onnx", "cpu" if device == "auto" else str(resolve_device(device)), False)
+    dev = resolve_device(device)
+    if backend == "auto":
+        if dev.type == "cpu":
+            backend = "onnx" if _auto_cpu_onnx(load_model(path, arch=arch)) else "torch"
+        else:
+            backend, half = "torch", half or dev.type == "cuda"
+    return BackendChoice(backend, str(dev), half and backend == "torch")  # onnxruntime runs the graph's precision
+
+
+def build_backend(reid_model: str | Path, *, device: str = "auto", backend: str = "auto",
+                  arch: str | None = None, half: bool = False,
+                  input_size: tuple[int, int] | None = None, choice: BackendChoice | None = None) -> Backend:
+    """Weights -> a backend that runs them. ``input_size`` (H, W) is ``--reid-size``: the network
+    input the backend is built for, and what its ``model_info["preprocess"]`` records. ``choice``
+    (from :func:`choose_backend`) replaces ``device``, ``backend`` and ``half``."""
+    size = check_input_size(input_size)
+    choice = choice or choose_backend(reid_model, device=device, backend=backend, arch=arch, half=half)
+    path = resolve_weights(reid_model)
+    if path.suffix.lower() == ".onnx":
         from trackreid.embed.onnx_backend import OnnxBackend
 
         return _half_ignored(OnnxBackend.from_path(path, device=device, arch=arch, input_size=size), half)
     loaded = load_model(path, arch=arch)
-    if backend == "onnx":
-        return _half_ignored(_onnx_from_weights(loaded, device, size), half)
-    dev = resolve_device(device)
-    if backend == "auto" and dev.type == "cpu":
-        try:
-            return _half_ignored(_onnx_from_weights(loaded, "cpu", size), half)
-        except (ImportError, ModelError, OutputError) as e:
-            # Only "cannot export or run the export here" falls back; input errors (a bad
-            # TRACKREID_THREADS, a --reid-size the model refuses) are InputError and surface.
-            log.warning("backend auto: running eager PyTorch instead of onnxruntime (%s)", e)
-    if backend == "auto" and dev.type == "cuda":
-        half = True
+    if choice.backend == "onnx":
+        return _half_ignored(_onnx_from_weights(loaded, choice.device, size), half)
     pre = replace(loaded.preprocess, height=size[0], width=size[1]) if size else None
-    return TorchBackend(loaded, dev, half=half, preprocess=pre)
+    return TorchBackend(loaded, resolve_device(choice.device), half=choice.half, preprocess=pre)
 
 
 def _half_ignored(backend: Backend, half: bool) -> Backend:
@@ -94,7 +130,7 @@ def _half_ignored(backend: Backend, half: bool) -> Backend:
 
 def build_embedder(reid_model: str | Path, *, device: str = "auto", backend: str = "auto",
                    arch: str | None = None, half: bool = False, batch_size: int = 32,
-                   input_size: tuple[int, int] | None = None) -> Embedder:
+                   input_size: tuple[int, int] | None = None, choice: BackendChoice | None = None) -> Embedder:
     """The one way every command turns weights into an embedding function."""
     return Embedder(build_backend(reid_model, device=device, backend=backend, arch=arch, half=half,
-                                  input_size=input_size), batch_size)
+                                  input_size=input_size, choice=choice), batch_size)

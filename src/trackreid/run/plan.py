@@ -3,8 +3,9 @@
 The sampling plan (which crops of which track) is made for the whole video first, so that
 even sampling over a track's life holds across segments; a segment is then the plan's crops
 on frames ``first..last``. Each camera gets a key (hash of everything its features depend on:
-sampling options, model weights, backend, video file, tracks file); a segment's part file is
-reused only when its done marker holds the same key.
+sampling options, how the tracks file is read, model weights, the backend as resolved on the
+driver, video file, tracks file); a segment's part file is reused only when its done marker
+holds the same key.
 """
 
 from __future__ import annotations
@@ -28,13 +29,24 @@ DEFAULT_FPS = 25.0
 
 @dataclass(frozen=True)
 class EmbedderSpec:
-    """How a worker builds its embedder (each worker process builds it once)."""
+    """How a worker builds its embedder (each worker process builds it once).
+
+    :func:`resolve_spec` decides ``auto`` once, on the driver: every segment of a camera then
+    runs the same backend, device and precision, and the camera key says which.
+    """
 
     reid_model: str
     backend: str = "auto"
     device: str = "auto"
     arch: str | None = None
     batch_size: int = 32
+    half: bool = False
+
+    def choice(self) -> Any:
+        """The resolved :class:`~trackreid.embed.factory.BackendChoice` (after :func:`resolve_spec`)."""
+        from trackreid.embed.factory import BackendChoice
+
+        return BackendChoice(self.backend, self.device, self.half)
 
 
 @dataclass
@@ -79,6 +91,17 @@ def extract_config(options: SiteOptions) -> ExtractConfig:
 
 def embedder_spec(options: SiteOptions, reid_model: str) -> EmbedderSpec:
     return EmbedderSpec(reid_model, options.backend, options.device, options.arch, options.batch_size)
+
+
+def resolve_spec(spec: EmbedderSpec) -> EmbedderSpec:
+    """``spec`` with ``auto`` decided on this machine (backend, device, precision), as every worker will run it."""
+    from dataclasses import replace
+
+    from trackreid.embed.factory import choose_backend
+
+    choice = choose_backend(spec.reid_model, device=spec.device, backend=spec.backend, arch=spec.arch,
+                            half=spec.half)
+    return replace(spec, backend=choice.backend, device=choice.device, half=choice.half)
 
 
 def _file_id(path: Path, content: bool) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from trackreid.errors import InputError, TrackReidError
 from trackreid.extract import ExtractResult
 from trackreid.io.atomic import atomic_path
 from trackreid.run import store
-from trackreid.run.plan import CameraPlan, SegmentJob, embedder_spec, extract_config, plan_camera
+from trackreid.run.plan import CameraPlan, SegmentJob, embedder_spec, extract_config, plan_camera, resolve_spec
 from trackreid.run.site import Site
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,13 @@ def _run_engine(engine: str, jobs: list[SegmentJob], on_event: Callable[[Event],
 
 def _associate(site: Site, done: dict[str, ExtractResult], out: Path, keys: dict[str, str], force: bool) -> tuple[
         Any, dict[str, Any]]:
-    from trackreid.associate import AssociateConfig, CameraInput, associate, write_association
+    from trackreid.associate import CameraInput, associate, write_association
 
     cams = [c for c in site.cameras if c.name in done]
-    key = hashlib.sha256(json.dumps({"cameras": [[c.name, keys[c.name], c.fps, c.time_offset] for c in cams],
-                                     "options": site.options.associate}, sort_keys=True, default=str)
+    config = site.options.associate  # its topology is the file's content, read with the site file
+    key = hashlib.sha256(json.dumps({"version": __version__,
+                                     "cameras": [[c.name, keys[c.name], c.fps, c.time_offset] for c in cams],
+                                     "options": config.to_dict()}, sort_keys=True, default=str)
                          .encode()).hexdigest()[:20]
     adir = out / ASSOCIATE_DIR
     try:
@@ -85,10 +87,6 @@ def _associate(site: Site, done: dict[str, ExtractResult], out: Path, keys: dict
     if not force and marker.get("key") == key and (adir / "global_ids.json").is_file():
         return None, {"status": "skipped (unchanged)", "cameras": len(cams), **marker.get("summary", {})}
     t0 = time.perf_counter()
-    try:
-        config = AssociateConfig(**site.options.associate)
-    except TypeError as e:
-        raise InputError(f"{site.path}: associate: {e}") from None
     inputs = [CameraInput(c.name, out / "cameras" / c.name, fps=c.fps, time_offset=c.time_offset, tracks=c.tracks)
               for c in cams]
     result = associate(inputs, config)
@@ -118,8 +116,9 @@ def run_site(site: Site, output_dir: str | Path, engine: str = "local", workers:
     opts = site.options
     assert opts.reid_model is not None
     config = extract_config(opts)
-    spec = embedder_spec(opts, opts.reid_model)
     weights_path, weights_sha = _weights_sha256(opts.reid_model)
+    log.info("resolving the backend (%s on %s)", opts.backend, opts.device)
+    spec = resolve_spec(embedder_spec(opts, opts.reid_model))
     minutes = segment_minutes or opts.segment_minutes
 
     failures: dict[str, str] = {}
@@ -127,6 +126,7 @@ def run_site(site: Site, output_dir: str | Path, engine: str = "local", workers:
     report_cams: dict[str, dict[str, Any]] = {}
     results: dict[str, ExtractResult] = {}
     jobs: list[SegmentJob] = []
+    log.info("planning %d cameras", len(site.cameras))
     for cam in site.cameras:
         cam_dir = out / "cameras" / cam.name
         try:
@@ -149,6 +149,7 @@ def run_site(site: Site, output_dir: str | Path, engine: str = "local", workers:
                                  "segments_reused": len(cplan.jobs) - len(todo), "segments_run": len(todo)}
         jobs += todo
     emit(("planned", "", {"jobs": len(jobs), "cameras": len(site.cameras)}))
+    log.info("extracting %d segments", len(jobs))
     outcomes = _run_engine(engine, jobs, emit, workers, address) if jobs else {}
 
     seg_errors: dict[str, list[str]] = {}
@@ -164,6 +165,7 @@ def run_site(site: Site, output_dir: str | Path, engine: str = "local", workers:
             report_cams[name].update(status="failed", error=seg_errors[name][0], errors=seg_errors[name])
             continue
         try:
+            log.info("merging camera %s", name)
             results[name] = store.merge(cplan, cam_dir, config, command)
         except TrackReidError as e:
             failures[name] = str(e)
@@ -178,6 +180,7 @@ def run_site(site: Site, output_dir: str | Path, engine: str = "local", workers:
     assoc_report: dict[str, Any] = {"status": "not run"}
     if associate and len(results) >= 1:
         try:
+            log.info("associating %d cameras", len(results))
             association, assoc_report = _associate(site, results, out, {n: p.key for n, p in plans.items()}, force)
         except TrackReidError as e:
             assoc_report = {"status": "failed", "error": str(e)}

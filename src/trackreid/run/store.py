@@ -23,6 +23,7 @@ import numpy as np
 from trackreid.errors import InputError, OutputError
 from trackreid.extract import CROPS_DIR, METADATA_NAME, ExtractConfig, ExtractResult, assemble, write_outputs
 from trackreid.io.atomic import atomic_dir, atomic_path
+from trackreid.io.extract_meta import read_metadata
 from trackreid.io.features import NPZ_NAME, read_features
 from trackreid.run.plan import CameraPlan, SegmentJob
 
@@ -80,7 +81,7 @@ def camera_done(cam_dir: Path, key: str) -> bool:
 
 
 def load_camera(cam_dir: Path) -> ExtractResult:
-    meta = json.loads((cam_dir / METADATA_NAME).read_text(encoding="utf-8"))
+    meta = read_metadata(cam_dir)
     crops = cam_dir / CROPS_DIR
     return ExtractResult(read_features(cam_dir), meta, cam_dir, crops if crops.is_dir() else None)
 
@@ -118,6 +119,10 @@ def merge(cplan: CameraPlan, cam_dir: Path, config: ExtractConfig, command: dict
         infos.append(info)
     if feats is None:  # a video without any crop: dimension from the model, when a worker reported it
         feats = np.zeros((0, 0), dtype=np.float32)
+    backends = {json.dumps(i["embedder"].get("backend"), sort_keys=True) for i in infos}
+    if len(backends) > 1:
+        raise InputError(f"{cam_dir}: the segments of camera {cplan.camera.name} ran on different backends "
+                         f"({'; '.join(sorted(backends))}); their features do not mix: run again with --force")
     desc = infos[0]["embedder"] if infos else {"model": {}, "backend": {}, "batch_size": None}
     seconds = float(sum(i.get("seconds", 0.0) for i in infos))
     decoded = int(sum(i.get("frames_decoded", 0) for i in infos))
@@ -125,6 +130,7 @@ def merge(cplan: CameraPlan, cam_dir: Path, config: ExtractConfig, command: dict
                            "host": i.get("host"), "crops": i.get("crops")} for i in infos]}
     tf, meta = assemble(cplan.inputs, feats, filled, desc, config, command, seconds, decoded, extra=extra)
     cam_dir.mkdir(parents=True, exist_ok=True)
+    (cam_dir / MARKER).unlink(missing_ok=True)  # the outputs are about to change: no marker may vouch for them
     stage = Path(tempfile.mkdtemp(prefix=".trackreid-merge-", suffix=".tmp", dir=cam_dir))
     try:
         if config.save_crops:

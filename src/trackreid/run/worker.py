@@ -52,8 +52,9 @@ def _embedder(spec: Any) -> Any:
         from trackreid.embed.factory import build_embedder
 
         _EMBEDDERS.clear()
+        choice = spec.choice() if spec.backend != "auto" and spec.device != "auto" else None
         _EMBEDDERS[spec] = build_embedder(spec.reid_model, device=spec.device, backend=spec.backend, arch=spec.arch,
-                                          batch_size=spec.batch_size)
+                                          batch_size=spec.batch_size, half=spec.half, choice=choice)
     return _EMBEDDERS[spec]
 
 
