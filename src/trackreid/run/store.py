@@ -119,7 +119,9 @@ def merge(cplan: CameraPlan, cam_dir: Path, config: ExtractConfig, command: dict
         infos.append(info)
     if feats is None:  # a video without any crop: dimension from the model, when a worker reported it
         feats = np.zeros((0, 0), dtype=np.float32)
-    backends = {json.dumps(i["embedder"].get("backend"), sort_keys=True) for i in infos}
+    # what makes features differ (threads and notes do not)
+    backends = {json.dumps({k: v for k, v in (i["embedder"].get("backend") or {}).items()
+                            if k in ("backend", "device", "half", "providers")}, sort_keys=True) for i in infos}
     if len(backends) > 1:
         raise InputError(f"{cam_dir}: the segments of camera {cplan.camera.name} ran on different backends "
                          f"({'; '.join(sorted(backends))}); their features do not mix: run again with --force")
