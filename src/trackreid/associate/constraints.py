@@ -166,7 +166,6 @@ class Constraints:
         self.max_gap = float(max_gap) if max_gap is not None else None
         self.revisit_gap = float(revisit_gap) if revisit_gap is not None else None
         self.motion = motion if motion is not None and motion.known.any() else None
-        self.rejections = dict.fromkeys(REASONS, 0)
 
     def with_topology(self, topology: str | Path | Mapping[str, Any] | None) -> Constraints:
         """The same constraints with another topology (the motion endpoints are shared, not re-read)."""
@@ -211,7 +210,35 @@ class Constraints:
                         return reason
         if self.links is None and self.max_gap is None:
             return None
-        merged = self._merge_sorted(a.members, b.members)
+        return self._path(self._merge_sorted(a.members, b.members))
+
+    def violation(self, members: list[int] | np.ndarray) -> str | None:
+        """None if the whole cluster ``members`` may be one person; else the first reason broken.
+
+        Checked on the finished cluster in time order (as :meth:`check` checks a merge), so the order
+        in which the members are given does not matter: A-B-C linked A-B and B-C is valid even when
+        A and C alone are not.
+        """
+        start, end = self.start, self.end
+        ordered = sorted((int(m) for m in members), key=lambda m: (start[m], m))
+        by_camera: dict[int, list[int]] = {}
+        for m in ordered:
+            by_camera.setdefault(self.camera[m], []).append(m)
+        for spans in by_camera.values():
+            reach = -math.inf
+            for m in spans:
+                if start[m] <= reach:
+                    return "same_camera_overlap"
+                reach = max(reach, end[m])
+        if self.revisit_gap is not None or self.motion is not None:
+            for spans in by_camera.values():
+                reason = self._consecutive(spans, [])
+                if reason is not None:
+                    return reason
+        return self._path(ordered)
+
+    def _path(self, merged: list[int]) -> str | None:
+        """Max gap and topology along a cluster's members in time order: the first reason broken, or None."""
         if self.max_gap is not None:
             reach = self.end[merged[0]]
             for m in merged[1:]:
