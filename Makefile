@@ -6,7 +6,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN = $(VENV)/bin
 # The extras of pyproject.toml that the lock (and so `make setup`) covers: all of them.
-EXTRAS = dev,export,analysis,av,umap,zoo,mtmc,ray
+EXTRAS = dev,export,analysis,av,umap,zoo,mtmc,ray,search
 LOCK_TOOLS ?= .venv-lock
 PIP_COMPILE_FLAGS ?=
 
