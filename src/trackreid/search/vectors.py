@@ -24,6 +24,10 @@ KINDS = ("auto", "flat", "ivfpq", "hnsw")
 APPROX_FROM = 200_000
 PQ_M = 64  # sub-quantizers: 64 bytes per vector
 NPROBE = 32
+MAX_NLIST = 1024
+MIN_TRAIN = 39 * 256  # PQ's 256 centroids per sub-quantizer want 39 points each
+TRAIN_SAMPLE = 65_536  # vectors the IVF and PQ k-means train on
+TRAIN_ITERATIONS = 10
 HNSW_M = 32
 HNSW_EF_SEARCH = 128
 
@@ -48,8 +52,9 @@ def choose_kind(kind: str, n: int) -> str:
 
 
 def nlist_for(n: int) -> int:
-    """Inverted lists for ``n`` vectors: about 4 sqrt(n), at most n / 39 (FAISS wants 39 training points each)."""
-    return int(max(1, min(4 * int(np.sqrt(max(n, 1))), n // 39)))
+    """Inverted lists for ``n`` vectors: about sqrt(n), at most 1024 and n / 39 (FAISS wants 39 training points
+    each)."""
+    return int(max(1, min(int(np.sqrt(max(n, 1))), MAX_NLIST, n // 39)))
 
 
 def build(vectors: np.ndarray, kind: str) -> tuple[Any, dict[str, Any]]:
@@ -62,15 +67,19 @@ def build(vectors: np.ndarray, kind: str) -> tuple[Any, dict[str, Any]]:
         index.add(x)
         return index, {"kind": "flat", "factory": "Flat", "metric": "inner_product"}
     if kind == "ivfpq":
-        if n < 39 * 256:
-            raise InputError(f"--kind ivfpq needs at least {39 * 256} tracks to train its codebooks, the index would "
+        if n < MIN_TRAIN:
+            raise InputError(f"--kind ivfpq needs at least {MIN_TRAIN} tracks to train its codebooks, the index would "
                              f"hold {n}; use --kind flat (exact) or auto")
         nlist = nlist_for(n)
         m = PQ_M if d % PQ_M == 0 else next(k for k in (32, 16, 8, 4, 2, 1) if d % k == 0)
         factory = f"IVF{nlist},PQ{m}"
         index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+        # k-means cost is points x centroids x D x iterations: a sample and 10 iterations keep a 1M-track build
+        # within minutes on two cores (docs/search.md)
+        index.cp.niter = index.pq.cp.niter = TRAIN_ITERATIONS
         rng = np.random.default_rng(0)
-        train = x if n <= 256 * nlist else x[rng.choice(n, 256 * nlist, replace=False)]
+        size = min(n, TRAIN_SAMPLE)
+        train = x if size == n else x[np.sort(rng.choice(n, size, replace=False))]
         index.train(train)
         index.add(x)
         index.nprobe = NPROBE
