@@ -215,6 +215,10 @@ def test_auto_switches_to_ivfpq_from_the_measured_size(cuhk03_features: Any, msm
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, got, strict=True)])
     assert recall > 0.5, recall
     assert np.array_equal(got[:, 0], np.arange(100))  # every vector still finds itself first
+    hnsw, settings = vec.build(x[:2000], "hnsw")
+    assert settings["kind"] == "hnsw"
+    _, got = vec.search(hnsw, x[:100], 10, allowed=np.arange(0, 2000, 2))  # a filter: even ids only
+    assert np.all(got[::2, 0] == np.arange(0, 100, 2)) and np.all(got % 2 == 0)
 
 
 def test_missing_faiss_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
