@@ -6,7 +6,7 @@ PY ?= python3.11
 VENV ?= .venv
 BIN = $(VENV)/bin
 # The extras of pyproject.toml that the lock (and so `make setup`) covers: all of them.
-EXTRAS = dev,export,analysis,av,umap,zoo,mtmc,ray
+EXTRAS = dev,export,analysis,av,umap,zoo,mtmc,ray,search
 LOCK_TOOLS ?= .venv-lock
 # The lock must install on every Python 3.11 a user may have, so it is resolved on the oldest one at
 # hand: Debian 12's /usr/bin/python3.11 is 3.11.2 (an ordinary user's python3.11 there), while a

@@ -11,13 +11,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from tests.browser import browser
 from trackreid.associate.mtmc import evaluate_assignment
 from trackreid.cli.main import main
 
@@ -90,28 +90,6 @@ def test_cli_with_a_cameras_file_matches_the_library(extracted_site, run, tmp_pa
     assert {c: {int(t): g for t, g in m.items()} for c, m in ids.items()} == result.global_ids
 
 
-def _chromium() -> str | None:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None and Path("/usr/bin/chromium").exists():
-        found = "/usr/bin/chromium"
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI needs chromium (apt-get install chromium) for the report test")
-        pytest.skip("chromium not installed")
-    if shutil.which("unshare") is None:
-        pytest.fail("unshare (util-linux) is needed to run the browser without network")
-    return found
-
-
-def _browser(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
-    """Headless chromium in a fresh network namespace with only the loopback interface."""
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}"]
-    inner = "ip link set lo up; exec \"$@\""
-    return subprocess.run(["unshare", "-rn", "--", "bash", "-c", inner, "bash", _chromium(), *flags, *args],
-                          capture_output=True, text=True, timeout=120, check=False)
-
-
 def test_report_in_a_real_browser(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     site, result, step4 = run
     page = step4 / "report.html"
@@ -124,7 +102,7 @@ def test_report_in_a_real_browser(run, tmp_path: Path) -> None:  # type: ignore[
     multi = sorted(g for g, c in cams_of.items() if len(c) > 1)
     assert multi
 
-    dom = _browser(["--dump-dom", page.as_uri()], tmp_path / "profile-dom")
+    dom = browser(["--dump-dom", page.as_uri()], tmp_path / "profile-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
     rows = re.findall(r"<tr class=\"identity\" data-gid=\"(\d+)\" data-cameras=\"(\d+)\"", html)
@@ -139,7 +117,7 @@ def test_report_in_a_real_browser(run, tmp_path: Path) -> None:  # type: ignore[
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # nothing to fetch: one file
 
     shot = tmp_path / "report.png"
-    r = _browser(["--window-size=1280,1600", f"--screenshot={shot}", page.as_uri()], tmp_path / "profile-shot")
+    r = browser(["--window-size=1280,1600", f"--screenshot={shot}", page.as_uri()], tmp_path / "profile-shot")
     assert r.returncode == 0 and shot.is_file(), r.stderr[-2000:]
     png = cv2.imread(str(shot), cv2.IMREAD_COLOR)
     assert png.shape[:2] == (1600, 1280)

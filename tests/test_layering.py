@@ -64,7 +64,7 @@ def test_only_the_cli_imports_the_cli() -> None:
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("package", ["associate", "run", "adapt"])
+@pytest.mark.parametrize("package", ["associate", "run", "adapt", "search"])
 def test_no_import_cycle_within_a_package(package: str) -> None:
     """Modules of one package import each other in one direction (imports in functions and for type
     checking included: a circle of types is a circle of ideas)."""

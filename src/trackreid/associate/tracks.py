@@ -109,7 +109,8 @@ class TrackSet:
                meta: dict[str, Any] | None = None) -> TrackSet:
         """One set from per-camera dicts of ``track_id, start, end, features`` (+ ``crop_features``,
         ``crop_counts``)."""
-        d = {p["features"].shape[1] for p in parts if len(p["features"])} or {0}
+        d = ({p["features"].shape[1] for p in parts if len(p["features"])}
+             or {p["features"].shape[1] for p in parts if p["features"].ndim == 2} or {0})  # all empty: their D
         dim = d.pop()
         camera = np.concatenate([np.full(len(p["track_id"]), c, np.int32) for c, p in enumerate(parts)])
         feats = np.concatenate([p["features"].reshape(-1, dim) for p in parts]).astype(np.float32)

@@ -103,12 +103,7 @@ def add_constraint_arguments(p: argparse.ArgumentParser, topology_auto: bool) ->
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.set_defaults(inputs=[])
-    p.add_argument("--features", action=_FeaturesAction, dest="features", metavar="DIR",
-                   help="a camera's extract output folder (or .npz/.pkl); repeat per camera")
-    p.add_argument("--camera", action=_FeaturesAction, dest="camera", metavar="NAME",
-                   help="name of the camera of the preceding --features (default: its folder name)")
-    p.add_argument("--cameras", metavar="FILE", help="YAML file listing the cameras (see above)")
+    add_camera_arguments(p)
     p.add_argument("--output-dir", required=True, metavar="DIR", help="folder for the outputs")
     p.add_argument("--threshold", type=_threshold, default=DEFAULTS.threshold, metavar="auto|FLOAT",
                    help="similarity at or above which clusters merge (default auto: chosen without labels)")
@@ -153,15 +148,24 @@ def config_from_args(args: argparse.Namespace, topology: Any = None) -> Associat
                            hub_k=args.hub_k, same_camera_margin=args.same_camera_margin)
 
 
-def run(args: argparse.Namespace) -> int:
-    from trackreid.associate.api import associate_to_folder
+def add_camera_arguments(p: argparse.ArgumentParser) -> None:
+    """``--features DIR [--camera NAME]`` (repeatable) and ``--cameras FILE``: how commands take a site's cameras."""
+    p.set_defaults(inputs=[])
+    p.add_argument("--features", action=_FeaturesAction, dest="features", metavar="DIR",
+                   help="a camera's extract output folder (or .npz/.pkl); repeat per camera")
+    p.add_argument("--camera", action=_FeaturesAction, dest="camera", metavar="NAME",
+                   help="name of the camera of the preceding --features (default: its folder name)")
+    p.add_argument("--cameras", metavar="FILE", help="YAML file listing the cameras (see above)")
+
+
+def cameras_from_args(args: argparse.Namespace, topology: Any = None) -> tuple[list[Any], Any]:
+    """The cameras (:class:`~trackreid.associate.tracks.CameraInput`) of ``--features/--camera/--cameras``, and
+    the topology (``topology``, or the cameras file's ``links:``)."""
     from trackreid.associate.cameras_file import read_cameras_file
     from trackreid.associate.tracks import CameraInput
-    from trackreid.cli.progress import make_progress
     from trackreid.errors import InputError
 
     inputs = [(e["name"] or _default_name(e["features"]), e["features"]) for e in args.inputs]
-    topology: Any = None if not args.topology else "auto" if args.topology == "auto" else Path(args.topology)
     if args.cameras:
         names = [n for n, _ in inputs]
         if len(set(names)) != len(names):
@@ -169,13 +173,23 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"camera {dup!r} is named twice; every camera needs its own --camera name")
         cameras, file_topology = read_cameras_file(args.cameras, dict(inputs))
         if topology is not None and file_topology is not None:
-            raise InputError(f"{args.cameras} lists links and --topology {args.topology} gives a topology too; give "
+            given = getattr(args, "topology", None)
+            raise InputError(f"{args.cameras} lists links and --topology {given} gives a topology too; give "
                              "the topology once: drop --topology, or the cameras file's links")
         topology = topology or file_topology
     elif inputs:
         cameras = [CameraInput(n, f) for n, f in inputs]
     else:
         raise InputError("no cameras: pass --features DIR [--camera NAME] for each camera, or --cameras FILE")
+    return cameras, topology
+
+
+def run(args: argparse.Namespace) -> int:
+    from trackreid.associate.api import associate_to_folder
+    from trackreid.cli.progress import make_progress
+
+    topology: Any = None if not args.topology else "auto" if args.topology == "auto" else Path(args.topology)
+    cameras, topology = cameras_from_args(args, topology)
     config = config_from_args(args, topology)
     result = associate_to_folder(cameras, args.output_dir, config, args.overwrite, make_progress(args.quiet))
     s = result.summary

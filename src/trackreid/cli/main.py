@@ -33,6 +33,8 @@ SUBCOMMANDS = (
     "associate",
     "evaluate_mtmc",
     "run",
+    "index",
+    "search",
 )
 
 
