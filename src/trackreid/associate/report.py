@@ -120,6 +120,7 @@ def render_report(result: Association, max_rows: int = 300) -> str:
     learned = (s.get("constraints", {}).get("topology_learned") or {}).get("pairs")
     if learned:
         parts.append(f"<p id='transit'>Transit windows learned (--topology auto): {esc(describe_windows(learned))}</p>")
+    parts.append(_corrections_section(s.get("corrections")))
     parts.append("<h2>Similarity distributions</h2>")
     parts.append(_histogram_svg(info, thr))
 
@@ -153,6 +154,22 @@ def render_report(result: Association, max_rows: int = 300) -> str:
     parts.append("<p class='muted'>Written by trackreid associate. Similarities are in the association graph's "
                  "scale (after the chosen options), the scale of the threshold.</p></body></html>\n")
     return "\n".join(parts)
+
+
+def _corrections_section(fixes: dict[str, Any] | None) -> str:
+    """What each of a reviewer's corrections changed (``--corrections``), or why it did not apply."""
+    if not fixes:
+        return ""
+    esc = html.escape
+    rows = "".join(
+        f"<tr class='correction {'applied' if d['applied'] else 'not-applied'}'><td>{esc(d['kind'])}</td>"
+        f"<td>{esc(' '.join(d['tracks']))}</td>"
+        f"<td>{esc(d['changed'] if d['applied'] else 'not applied: ' + d['why_not'])}</td></tr>"
+        for d in fixes["decisions"])
+    return (f"<h2>Corrections ({fixes['applied']} applied, {fixes['not_applied']} not applied)</h2>"
+            f"<p class='muted'>From {esc(str(fixes['file']))}; what each changed against the association without "
+            f"them.</p><table id='corrections'><thead><tr><th>decision</th><th>tracks</th><th>changed</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table>")
 
 
 def _fact(name: str, value: Any) -> str:
