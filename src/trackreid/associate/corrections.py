@@ -220,7 +220,10 @@ def summary(corrections: Corrections, resolved: Resolved) -> dict[str, Any]:
             "decisions": [d.to_dict() for d in resolved.decisions]}
 
 
-def not_applied_lines(decisions: Sequence[dict[str, Any]]) -> list[str]:
-    """One line per decision that does not apply (from summary.json's ``corrections.decisions``)."""
-    return [f"correction not applied: {d['kind'].replace('_', '-')} {' '.join(d['tracks'])}: {d['why_not']}"
-            for d in decisions if not d["applied"]]
+def report_lines(fixes: Mapping[str, Any]) -> list[str]:
+    """What the commands print (from summary.json's ``corrections``): the counts, then one line per
+    decision that does not apply."""
+    decisions: Sequence[dict[str, Any]] = fixes["decisions"]
+    return [f"corrections {fixes['file']}: {fixes['applied']} applied, {fixes['not_applied']} not applied",
+            *(f"correction not applied: {d['kind'].replace('_', '-')} {' '.join(d['tracks'])}: {d['why_not']}"
+              for d in decisions if not d["applied"])]

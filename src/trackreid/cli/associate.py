@@ -196,11 +196,9 @@ def run(args: argparse.Namespace) -> int:
         print("merges refused by the constraints: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rej.items()))
     fixes = s.get("corrections")
     if fixes is not None:
-        from trackreid.associate.corrections import not_applied_lines
+        from trackreid.associate.corrections import report_lines
 
-        print(f"corrections {fixes['file']}: {fixes['applied']} applied, {fixes['not_applied']} not applied")
-        for line in not_applied_lines(fixes["decisions"]):
-            print(line)
+        print("\n".join(report_lines(fixes)))
     from trackreid.associate.outputs import produces
 
     print(f"wrote {args.output_dir}: {', '.join(sorted(produces()))}")
