@@ -240,9 +240,10 @@ class Constraints:
                     return "max_gap"
                 reach = max(reach, self.end[m])
         if self.links is not None:
+            side = set(a.members)
             for p, q in zip(merged[:-1], merged[1:], strict=True):
                 cp, cq = self.camera[p], self.camera[q]
-                if cp == cq:
+                if cp == cq or (p in side) == (q in side):  # a step inside one cluster was allowed when it formed
                     continue
                 window = self.links.get((cp, cq) if cp < cq else (cq, cp))
                 if window is None:
@@ -293,7 +294,10 @@ class Constraints:
         limit, motion = self.revisit_gap, self.motion
         start, end = self.start, self.end
         spans = self._merge_sorted(xs, ys)
+        side = set(xs)
         for p, q in zip(spans[:-1], spans[1:], strict=True):
+            if (p in side) == (q in side):
+                continue  # a step inside one cluster: allowed when it formed (or by a reviewer's must-link)
             gap = start[q] - end[p]
             if limit is not None and gap > limit:
                 return "revisit_gap"

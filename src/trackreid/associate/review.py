@@ -3,17 +3,22 @@
 Two kinds of question, each about two tracks ("same person?"):
 
 * ``link``: a merge of the clustering (two clusters joined into one identity), asked with the two
-  tracks that stood for the clusters. A weak link (cluster similarity just over the threshold)
-  is where a wrong merge would be: "not the same person" becomes a cannot-link.
-* ``apart``: the most similar pair of tracks of two identities left apart, one question per pair
-  of identities. Just under the threshold is where a missed link would be; at or above it, the
-  constraints refused the merge (the identities they nearly let through, or wrongly refused):
-  "same person" becomes a must-link.
+  tracks that stood for the clusters; its similarity is the clusters' (average linkage). "Not the
+  same person" becomes a cannot-link.
+* ``apart``: two identities left apart, asked with their most similar pair of tracks; its
+  similarity is the mean over all pairs of their tracks. Under the threshold: a possible missed
+  link; at or above it, the constraints refused the merge although the features say one person.
+  "Same person" becomes a must-link.
 
-Questions are ordered by how close their similarity is to the threshold (the smallest margin
-first): the answers the association was least sure of. Pairs of one camera that share a moment
-are never asked (never one person). The benchmark ``benchmarks/review_bench.py`` follows this
-order with a simulated reviewer.
+Order: the chance that the association is wrong there times what a wrong answer costs.
+``doubt`` is how much the similarity argues against what the association did (a pair left apart:
+similarity minus threshold; a link: threshold minus similarity); the chance is
+``1 / (1 + exp(-doubt / spread))`` with ``spread`` the null's robust sd (how much similarities of
+different people vary, :mod:`.graph`); the cost is the seconds of tracks of the smaller side (what
+IDF1 gains when the answer fixes it). So the pairs the constraints kept apart against strong
+features come first, then weak links and close misses, large identities before small ones.
+Pairs of one camera that share a moment are never asked (never one person).
+``benchmarks/review_bench.py`` follows this order with a simulated reviewer (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
 
 #: At most this many questions on the page.
 MAX_QUESTIONS = 200
+#: Pairs of identities left apart whose whole similarity is computed (the most similar by their best pair).
+CANDIDATES = 1000
 
 
 def track_key(tracks: TrackSet, row: int) -> str:
@@ -40,11 +47,27 @@ def track_key(tracks: TrackSet, row: int) -> str:
 
 def review_queue(tracks: TrackSet, labels: np.ndarray, merges: list[tuple[int, int, float]], graph: Graph | None,
                  threshold: float, limit: int = MAX_QUESTIONS) -> list[dict[str, Any]]:
-    """The questions, likely errors first: ``{kind, a, b, rows, similarity, margin}`` (see the module docstring)."""
+    """The questions, likely errors first: ``{kind, a, b, rows, similarity, margin, doubt, seconds, priority}``
+    (see the module docstring)."""
     out: list[dict[str, Any]] = []
+    length = np.maximum(tracks.end - tracks.start, 0.0) + 1e-3  # a track's weight: its seconds
+    # links: replay the merges for the seconds on each side of each (union-find)
+    parent = list(range(len(tracks)))
+    seconds = length.tolist()
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
     for keep, gone, sim in merges:
+        rk, rg = root(keep), root(gone)
         if math.isfinite(sim):  # a reviewer's must-link has no similarity: nothing to ask
-            out.append({"kind": "link", "rows": (int(keep), int(gone)), "similarity": float(sim)})
+            out.append({"kind": "link", "rows": (int(keep), int(gone)), "similarity": float(sim),
+                        "seconds": min(seconds[rk], seconds[rg])})
+        parent[rg] = rk
+        seconds[rk] += seconds[rg]
     if graph is not None and len(graph.i):
         i, j, s = graph.i, graph.j, graph.sim
         apart = (labels[i] != labels[j]) & np.isfinite(s)
@@ -54,11 +77,24 @@ def review_queue(tracks: TrackSet, labels: np.ndarray, merges: list[tuple[int, i
         for e in np.flatnonzero(apart)[np.argsort(-s[apart], kind="stable")].tolist():
             la, lb = int(labels[i[e]]), int(labels[j[e]])
             best.setdefault((min(la, lb), max(la, lb)), e)
-        out += [{"kind": "apart", "rows": (int(i[e]), int(j[e])), "similarity": float(s[e])} for e in best.values()]
+        members: dict[int, np.ndarray] = {}
+        for (la, lb), e in list(best.items())[:CANDIDATES]:  # the most similar pairs of identities
+            for lab in (la, lb):
+                if lab not in members:
+                    members[lab] = np.flatnonzero(labels == lab)
+            pa, pb = np.meshgrid(members[la], members[lb], indexing="ij")
+            both = graph.similarity(pa.ravel(), pb.ravel())
+            out.append({"kind": "apart", "rows": (int(i[e]), int(j[e])), "similarity": float(both.mean()),
+                        "seconds": float(min(length[members[la]].sum(), length[members[lb]].sum()))})
+    spread = float(graph.null[1]) if graph is not None and graph.null is not None and graph.null[1] > 0 else 0.1
     for q in out:
         q["margin"] = q["similarity"] - float(threshold)
         q["a"], q["b"] = (track_key(tracks, r) for r in q["rows"])
-    out.sort(key=lambda q: (abs(q["margin"]), q["a"], q["b"]))
+        # how much the similarity argues against what the association did (positive: it says the opposite)
+        q["doubt"] = q["margin"] if q["kind"] == "apart" else -q["margin"]
+        # the chance the association is wrong here, times the seconds of tracks a wrong answer costs
+        q["priority"] = q["seconds"] / (1.0 + math.exp(-q["doubt"] / spread))
+    out.sort(key=lambda q: (-q["priority"], q["a"], q["b"]))
     return out[:limit]
 
 
