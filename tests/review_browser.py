@@ -45,6 +45,7 @@ def main(page: Path, downloads: Path, profile: Path, screenshot: Path | None) ->
         count = driver.find_element(By.ID, "review-count").text
         decisions = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#decisions li.decision")]
         if screenshot is not None:
+            driver.execute_script("document.getElementById('review').scrollIntoView()")
             driver.save_screenshot(str(screenshot))
         driver.find_element(By.ID, "download").click()
         target = downloads / "corrections.json"

@@ -76,7 +76,7 @@ def _keys(value: Any, where: str, least: int, most: int | None) -> tuple[str, ..
     size = f"{least}" if most == least else f"at least {least}"
     if not isinstance(value, list) or len(value) < least or (most is not None and len(value) > most):
         raise InputError(f"{where}: expected a list of {size} tracks such as [\"camA:12\", \"camB:7\"], "
-                         f"found {value!r}")
+                         f"found {json.dumps(value)}")
     for v in value:
         if not isinstance(v, str) or split_key(v) is None:
             raise InputError(f"{where}: {v!r} is not a track; expected \"camera:track id\" such as \"camA:12\"")

@@ -179,8 +179,7 @@ def _review_section(result: Association, crops: dict[str, dict[int, list[Path]]]
     items = []
     for q in questions:
         a, b = q["rows"]
-        what = ("joined in one identity" if q["kind"] == "link" else
-                "kept apart by the constraints" if q["margin"] >= 0 else "left apart")
+        what = "joined in one identity" if q["kind"] == "link" else "left apart"
         side = "over" if q["margin"] >= 0 else "under"
         tracks_html = " and ".join(
             f"<span class='qtrack'>{esc(track_key(t, r))} (id {int(result.labels[r]) + 1}) <span class='thumbs'>"
@@ -191,8 +190,9 @@ def _review_section(result: Association, crops: dict[str, dict[int, list[Path]]]
                      f"{tracks_html}: {what}, similarity {q['similarity']:.3f} ({abs(q['margin']):.3f} {side} the "
                      "threshold) <button data-act='same'>same person</button>"
                      "<button data-act='different'>not the same person</button> <span class='answer'></span></li>")
-    return ("<h2 id='review'>Review: likely errors first</h2><p class='muted'>Each question is two tracks the "
-            "association was least sure about (similarity closest to the threshold first). Answers, and the "
+    return ("<h2 id='review'>Review: likely errors first</h2><p class='muted'>Each question is two tracks; "
+            "first those where the similarity argues most against what the association did (pairs kept apart "
+            "although similar, weak links, close misses), larger identities first. Answers, and the "
             "&quot;split off&quot; and &quot;confirmed&quot; buttons of the identities below, are kept in this "
             "browser and download as corrections.json; then <code>trackreid associate ... --corrections "
             "corrections.json</code> makes them exact constraints.</p>"
