@@ -93,6 +93,11 @@ def test_split_and_merge_in_chromium_then_reassociate(site, tmp_path: Path) -> N
     assert all(_gid(after, split["track"]) != _gid(after, m) for m in members if m != split["track"])
     decisions = json.loads((tmp_path / "again" / "summary.json").read_text())["corrections"]["decisions"]
     assert all(d["applied"] for d in decisions)
+    # the page of the corrected association starts from these decisions: a second round adds to them
+    page2 = (tmp_path / "again" / "report.html").read_text()
+    blob = page2.split("<script id='review-data' type='application/json'>")[1].split("</script>")[0]
+    initial = json.loads(blob.replace("<\\/", "</"))["initial"]
+    assert initial == {k: fixes[k] for k in ("must_link", "cannot_link", "confirmed")}
     png = __import__("cv2").imread(str(shot))
     assert png is not None and len(np.unique(png.reshape(-1, 3), axis=0)) > 200  # a drawn page, not blank
     if os.environ.get("TRACKREID_KEEP_SCREENSHOT"):

@@ -60,9 +60,6 @@ class Corrections:
         """For summary.json's config and the run's resume key: where from, what content (its hash), how many."""
         return {"file": self.source, "sha256": self.sha256(), **{k: len(getattr(self, k)) for k in KINDS}}
 
-    def __len__(self) -> int:
-        return len(self.must_link) + len(self.cannot_link) + len(self.confirmed)
-
 
 def split_key(key: str) -> tuple[str, int] | None:
     """``"camA:12"`` -> ``("camA", 12)``; None when it is not ``camera:whole number``."""

@@ -197,7 +197,8 @@ def _review_section(result: Association, crops: dict[str, dict[int, list[Path]]]
             "browser and download as corrections.json; then <code>trackreid associate ... --corrections "
             "corrections.json</code> makes them exact constraints.</p>"
             "<p><button id='download' data-act='download'>Download corrections.json</button> "
-            "<span id='review-count'>0</span> decisions <button id='clear' data-act='clear'>clear all</button></p>"
+            "<span id='review-count'>0</span> decisions <button id='clear' data-act='clear'>clear this page's decisions"
+            "</button></p>"
             "<ul id='decisions'></ul>"
             + (f"<ol id='questions'>{''.join(items)}</ol>" if items else "<p>No questions.</p>"))
 

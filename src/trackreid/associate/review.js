@@ -7,12 +7,14 @@
   var state = load();
 
   function empty() { return {must_link: [], cannot_link: [], confirmed: []}; }
+  // a page of a corrected association starts from the corrections it was made with
+  function initial() { return JSON.parse(JSON.stringify(data.initial || empty())); }
   function load() {
     try {
       var s = JSON.parse(localStorage.getItem(key) || "null");
       if (s && Array.isArray(s.must_link) && Array.isArray(s.cannot_link) && Array.isArray(s.confirmed)) return s;
     } catch (e) { /* unreadable: start again */ }
-    return empty();
+    return initial();
   }
   function save() {
     try { localStorage.setItem(key, JSON.stringify(state)); } catch (e) { /* private mode: kept until closed */ }
@@ -92,7 +94,7 @@
     } else if (act === "confirm") {
       confirm(b.dataset.gid);
     } else if (act === "clear") {
-      state = empty();
+      state = initial();
     }
     save();
   });

@@ -99,9 +99,18 @@ def review_queue(tracks: TrackSet, labels: np.ndarray, merges: list[tuple[int, i
 
 
 def page_data(result: Association) -> dict[str, Any]:
-    """What the page's review script needs besides the page: each identity's tracks, the model."""
+    """What the page's review script needs besides the page: each identity's tracks, the model, and the
+    decisions this association was made with (``initial``: a later download holds them too, so a second
+    round of review adds to the first instead of replacing it)."""
+    from trackreid.associate.corrections import Corrections
+
     t = result.tracks
     members: dict[int, list[str]] = {}
     for row, lab in enumerate(result.labels.tolist()):
         members.setdefault(int(lab) + 1, []).append(track_key(t, row))
-    return {"model_sha256": result.summary.get("model_sha256"), "identities": {str(g): m for g, m in members.items()}}
+    fixes = result.config.corrections
+    initial = fixes.to_json() if isinstance(fixes, Corrections) else {"must_link": [], "cannot_link": [],
+                                                                       "confirmed": []}
+    initial.pop("model_sha256", None)
+    return {"model_sha256": result.summary.get("model_sha256"), "initial": initial,
+            "identities": {str(g): m for g, m in members.items()}}
