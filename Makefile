@@ -8,6 +8,10 @@ BIN = $(VENV)/bin
 # The extras of pyproject.toml that the lock (and so `make setup`) covers: all of them.
 EXTRAS = dev,export,analysis,av,umap,zoo,mtmc,ray
 LOCK_TOOLS ?= .venv-lock
+# The lock must install on every Python 3.11 a user may have, so it is resolved on the oldest one at
+# hand: Debian 12's /usr/bin/python3.11 is 3.11.2 (an ordinary user's python3.11 there), while a
+# newer 3.11 admits releases that need 3.11.5 (soupsieve 4 did, and the lock failed for that user).
+LOCK_PY ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || echo $(PY))
 PIP_COMPILE_FLAGS ?=
 
 .PHONY: setup demo test lint lock upgrade
@@ -39,7 +43,7 @@ test: lint
 # CPU build of PyTorch), keeping today's pins where they still satisfy both. pip-tools itself
 # comes from requirements-lock-tools.txt.
 lock:
-	test -x $(LOCK_TOOLS)/bin/pip-compile || { $(PY) -m venv $(LOCK_TOOLS) && \
+	test -x $(LOCK_TOOLS)/bin/pip-compile || { $(LOCK_PY) -m venv $(LOCK_TOOLS) && \
 	  $(LOCK_TOOLS)/bin/pip install -q -r requirements-lock-tools.txt; }
 	$(LOCK_TOOLS)/bin/pip-compile --quiet $(PIP_COMPILE_FLAGS) --extra $(EXTRAS) --strip-extras \
 	  --allow-unsafe --build-deps-for editable --generate-hashes --no-emit-index-url --no-emit-find-links \

@@ -14,7 +14,8 @@ import torch
 from trackreid.adapt import AdaptSettings, adapt
 from trackreid.adapt.data import TrackCrops, read_tracks, track_means
 from trackreid.adapt.memory import TrackMemory
-from trackreid.adapt.pseudo import pseudo_labels
+from trackreid.adapt.pseudo import pseudo_labels, site_constraints, violations
+from trackreid.associate.config import REVISIT_GAP, AssociateConfig
 from trackreid.errors import InputError
 
 PEOPLE = 8
@@ -89,7 +90,8 @@ def test_pseudo_labels_respect_every_constraint(cuhk03_val: Path, msmt_pth: Path
     cents = track_means(feats, np.arange(120), 120)
     topology = {"links": [{"cameras": ["c0", "c1"], "transit": [0, 20]}, {"cameras": ["c1", "c2"]}]}
     for share, max_tracks in ((1.0, 100), (1.0, 3), (0.3, 100)):
-        res = pseudo_labels(data, cents, share, max_tracks, topology=topology, max_gap=30.0)
+        cons = site_constraints(data, AssociateConfig(topology=topology, max_gap=30.0, revisit_gap=None))
+        res = pseudo_labels(data, cents, share, max_tracks, constraints=cons)
         labels = res.labels
         sizes = np.bincount(labels)
         assert sizes.max() <= max_tracks
@@ -111,9 +113,48 @@ def test_pseudo_labels_respect_every_constraint(cuhk03_val: Path, msmt_pth: Path
                 assert data.start[x] - reach <= 30.0
                 reach = max(reach, data.end[x])
     # a higher share links more tracks
-    few = pseudo_labels(data, cents, 0.2, 100).labels
-    many = pseudo_labels(data, cents, 1.0, 100).labels
+    free = site_constraints(data, AssociateConfig(revisit_gap=None))
+    few = pseudo_labels(data, cents, 0.2, 100, constraints=free).labels
+    many = pseudo_labels(data, cents, 1.0, 100, constraints=free).labels
     assert (np.bincount(few)[few] > 1).sum() < (np.bincount(many)[many] > 1).sum()
+
+
+def _tracks(cams: list[str], spans: list[tuple[int, float, float]]) -> TrackCrops:
+    """Tracks (camera index, start s, end s) without crops."""
+    c, a, b = (np.asarray(x) for x in zip(*spans, strict=True))
+    return TrackCrops(cams, [], np.zeros(0, np.int64), c.astype(np.int32), np.arange(len(c), dtype=np.int64),
+                      a.astype(np.float64), b.astype(np.float64))
+
+
+def test_violations_check_whole_clusters_in_time_order() -> None:
+    """A[0,10] (cam A), C[40,50] (cam C), B[20,30] (cam B) with links A-B and B-C is one valid path; in index
+    order the partial cluster A+C has no link, which the old check reported as a violation."""
+    data = _tracks(["A", "B", "C"], [(0, 0, 10), (2, 40, 50), (1, 20, 30)])
+    links = {"links": [{"cameras": ["A", "B"]}, {"cameras": ["B", "C"]}]}
+    cons = site_constraints(data, AssociateConfig(topology=links))
+    assert cons.violation([0, 1, 2]) is None
+    assert violations(cons, np.zeros(3, np.int64)) == 0
+    only_ac = site_constraints(data, AssociateConfig(topology={"links": [{"cameras": ["A", "C"]}]}))
+    assert only_ac.violation([2, 1, 0]) == "topology_not_linked"  # A->B is not a link, whatever the order
+    assert violations(only_ac, np.array([0, 0, 0])) == 1
+    assert violations(only_ac, np.array([0, 1, 2])) == 0
+
+
+def test_pseudo_labels_obey_the_associations_revisit_gap() -> None:
+    """One constraint set: adapt's pseudo identities use associate's defaults, the revisit gap included (two
+    tracks of one camera 100 s apart are two visits, never one person), unless turned off as in associate."""
+    data = _tracks(["c0", "c1"], [(0, 0, 10), (0, 110, 120), (1, 50, 60), (1, 0, 10), (0, 200, 210)])
+    rng = np.random.default_rng(0)
+    v, w = rng.normal(size=(2, 16))
+    cents = np.stack([v, v, v, w, w + 0.3 * rng.normal(size=16)])  # c0's two visits alike, the w pair less so
+    cents = (cents / np.linalg.norm(cents, axis=1, keepdims=True)).astype(np.float32)
+    assert site_constraints(data).describe()["revisit_gap"] == REVISIT_GAP
+    default = pseudo_labels(data, cents, 1.0, 100, scale_k=0).labels
+    assert default[0] != default[1], "the revisit gap keeps two visits of camera c0 apart"
+    assert len({default[0], default[1]} & {default[2]}) == 1, "the other camera's track joins one of them"
+    free = pseudo_labels(data, cents, 1.0, 100, scale_k=0,
+                         constraints=site_constraints(data, AssociateConfig(revisit_gap=None))).labels
+    assert free[0] == free[1] == free[2]
 
 
 def test_memory_losses_and_update() -> None:
@@ -253,8 +294,13 @@ def test_same_seed_and_resume_give_the_same_weights(two_cameras, msmt_pth: Path,
     assert resumed.rounds_done == 2
     for k, v in _state(resumed.model).items():
         assert torch.equal(v, ref[k]), k
+    settings_file = tmp_path / "resumed" / "adapt_settings.json"
+    before = settings_file.read_bytes()
     with pytest.raises(InputError, match="settings the run started with"):
         adapt(folders, msmt_pth, tmp_path / "resumed", replace(s, lr=0.01), resume=True)
+    with pytest.raises(InputError, match="constraints the run started with"):
+        adapt(folders, msmt_pth, tmp_path / "resumed", s, resume=True, association=AssociateConfig(max_gap=60.0))
+    assert settings_file.read_bytes() == before, "a refused --resume leaves adapt_settings.json as it was"
 
 
 def test_bad_inputs_are_clear(tmp_path: Path, msmt_pth: Path, two_cameras) -> None:  # type: ignore[no-untyped-def]
@@ -293,3 +339,20 @@ def test_output_folder_rules(tmp_path: Path, msmt_pth: Path, two_cameras) -> Non
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="--output-dir exists and is a file"):
         adapt(folders, msmt_pth, tmp_path / "file", s)
+
+
+def test_cli_reports_each_round_once(two_cameras, msmt_pth: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                     capfd: pytest.CaptureFixture[str]) -> None:
+    """The CLI prints each round's line; the library's log line is not printed as well (it was, twice)."""
+    from trackreid.cli.main import main
+
+    folders, _ = two_cameras
+    code = main(["adapt", "--features", str(folders[0]), "--features", str(folders[1]), "--reid-model",
+                 str(msmt_pth), "--output-dir", str(tmp_path / "out"), "--rounds", "1", "--iters-per-round", "2",
+                 "--threads", "2", "--revisit-gap", "none"])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    lines = [ln for ln in (out + err).splitlines() if "round 1/1" in ln]
+    assert len(lines) == 1, lines
+    saved = json.loads((tmp_path / "out" / "adapt_settings.json").read_text())
+    assert saved["constraints"]["revisit_gap"] is None and saved["constraints"]["same_camera_overlap"] is True

@@ -17,9 +17,20 @@ from typing import Any
 import numpy as np
 
 from trackreid.errors import InputError
-from trackreid.io.extract_meta import METADATA_NAME, crop_path, frame_seconds, read_metadata, video_fps
+from trackreid.io.extract_meta import METADATA_NAME, crop_path, frame_seconds, read_metadata, tracks_reading, video_fps
+from trackreid.io.mot import TracksReading
 
 METADATA = METADATA_NAME
+
+
+@dataclass(frozen=True)
+class CameraFile:
+    """A camera's tracks file as extract read it (None when not recorded or not found) and its fps: what the
+    association's motion gate reads (:func:`trackreid.associate.api.read_tracks_files`)."""
+
+    name: str
+    fps: float | None
+    tracks: TracksReading | None
 
 
 @dataclass
@@ -34,6 +45,7 @@ class TrackCrops:
     start: np.ndarray  # (num_tracks,) float64 seconds on the site clock
     end: np.ndarray  # (num_tracks,) float64 seconds
     folders: list[Path] = field(default_factory=list)
+    sources: list[CameraFile] = field(default_factory=list)  # per camera, for the association's constraints
 
     @property
     def num_tracks(self) -> int:
@@ -96,9 +108,12 @@ def read_tracks(folders: Sequence[str | Path], names: Sequence[str] | None = Non
     t_id: list[int] = []
     t_start: list[float] = []
     t_end: list[float] = []
+    sources: list[CameraFile] = []
     for c, folder in enumerate(dirs):
         meta = _read_metadata(folder)
         fps = video_fps(meta)
+        reading = tracks_reading(meta, folder)
+        sources.append(CameraFile(cams[c], fps, reading if reading is not None and reading.file.is_file() else None))
         with_crops = 0
         for key, tr in sorted(meta["tracks"].items(), key=lambda kv: int(kv[0]) if kv[0].lstrip("-").isdigit() else 0):
             if not isinstance(tr, dict) or tr.get("skipped"):
@@ -129,7 +144,7 @@ def read_tracks(folders: Sequence[str | Path], names: Sequence[str] | None = Non
         raise InputError(f"no track has {min_crops} or more crops in {', '.join(map(str, dirs))}")
     return TrackCrops(cams, paths, np.asarray(crop_track, np.int64), np.asarray(t_cam, np.int32),
                       np.asarray(t_id, np.int64), np.asarray(t_start, np.float64), np.asarray(t_end, np.float64),
-                      dirs)
+                      dirs, sources)
 
 
 def track_means(features: np.ndarray, crop_track: np.ndarray, num_tracks: int) -> np.ndarray:

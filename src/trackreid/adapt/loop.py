@@ -33,6 +33,8 @@ from torch import nn
 from trackreid import __version__
 from trackreid.adapt.data import TrackCrops, read_tracks, track_means
 from trackreid.adapt.memory import TrackMemory
+from trackreid.adapt.pseudo import site_constraints
+from trackreid.associate.config import AssociateConfig
 from trackreid.datasets import ImageSet
 from trackreid.errors import InputError
 from trackreid.io.atomic import atomic_path
@@ -157,7 +159,7 @@ def reestimate_bn(model: nn.Module, paths: Sequence[Path], preprocess: Any, devi
 
 
 def _header(loaded: Any, model: nn.Module, base: Path, settings: AdaptSettings, rnd: int,
-            data: TrackCrops) -> dict[str, Any]:
+            data: TrackCrops, constraints: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "format": "trackreid",
         "arch": loaded.arch,
@@ -168,7 +170,7 @@ def _header(loaded: Any, model: nn.Module, base: Path, settings: AdaptSettings, 
         "trackreid_version": __version__,
         "adapted_from": {"path": str(base), "sha256": loaded.sha256},
         "adapt": {"round": rnd, "settings": asdict(settings), "cameras": data.cameras, "tracks": data.num_tracks,
-                  "crops": len(data)},
+                  "crops": len(data), "constraints": constraints},
     }
 
 
@@ -229,7 +231,8 @@ def _objective(feats: np.ndarray, centroids: np.ndarray, data: TrackCrops, tempe
 
 
 class _Run:
-    def __init__(self, data: TrackCrops, base: Path, out: Path, settings: AdaptSettings, progress: Progress) -> None:
+    def __init__(self, data: TrackCrops, base: Path, out: Path, settings: AdaptSettings, progress: Progress,
+                 association: AssociateConfig | None = None) -> None:
         from trackreid.embed.device import resolve_device
         from trackreid.models.weights import load_model
         from trackreid.train.config import load_config
@@ -251,6 +254,9 @@ class _Run:
         self.iteration = 0
         self.log: list[dict[str, Any]] = []
         self.labels: np.ndarray | None = None
+        # the association's constraints on these tracks (one set, one implementation: adapt.pseudo)
+        self.constraints = site_constraints(data, association) if settings.mode == "full" else None
+        self.constraints_used = None if self.constraints is None else self.constraints.describe()
 
     # ------------------------------------------------------------ state
 
@@ -259,7 +265,8 @@ class _Run:
 
         state = {
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "trackreid": _header(self.loaded, self.model, self.base, self.s, self.round, self.data),
+            "trackreid": _header(self.loaded, self.model, self.base, self.s, self.round, self.data,
+                                 self.constraints_used),
             "optimizer": self.optimizer.state_dict(),
             "round": self.round,
             "iteration": self.iteration,
@@ -281,6 +288,10 @@ class _Run:
         if changed:
             shown = "; ".join(f"{k}: {before[k]!r} -> {now[k]!r}" for k in changed[:4])
             raise InputError(f"{path}: --resume needs the settings the run started with; changed: {shown}")
+        if "constraints" in saved and saved["constraints"] != self.constraints_used:
+            raise InputError(f"{path}: --resume needs the constraints the run started with (--topology, --max-gap, "
+                             f"--revisit-gap, --no-motion-gate, the tracks files); they were {saved['constraints']}, "
+                             f"now {self.constraints_used}")
         if saved.get("tracks") != self.data.num_tracks or saved.get("crops") != len(self.data):
             raise InputError(f"{path}: the run adapted on {saved.get('tracks')} tracks / {saved.get('crops')} crops; "
                              f"the --features folders now hold {self.data.num_tracks} / {len(self.data)}. "
@@ -314,7 +325,8 @@ class _Run:
         rounds = max(1, self.s.rounds - 1)
         share = self.s.share_start + (self.s.share_end - self.s.share_start) * min(self.round, rounds) / rounds
         max_tracks = self.s.max_cluster_tracks or 2 * len(self.data.cameras)
-        res = pseudo_labels(self.data, centroids, share, max_tracks, scale_k=self.s.scale_k)
+        res = pseudo_labels(self.data, centroids, share, max_tracks, scale_k=self.s.scale_k,
+                            constraints=self.constraints)
         return res.labels, {"share": share, **res.info}
 
     def train_round(self, labels: np.ndarray, centroids: np.ndarray, stop: Any, deadline: float | None) -> dict:
@@ -436,11 +448,15 @@ def adapt(
     time_offsets: Sequence[float] | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    association: AssociateConfig | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
     on_round: Callable[[dict[str, Any]], None] | None = None,
 ) -> AdaptResult:
-    """Adapt ``reid_model`` to the cameras of ``features_dirs`` (extract outputs with crops), without labels."""
+    """Adapt ``reid_model`` to the cameras of ``features_dirs`` (extract outputs with crops), without labels.
+
+    Pseudo identities obey the constraints ``trackreid associate`` applies with ``association`` (its defaults
+    when None: same-camera overlap, revisit gap, motion gate; plus its topology / max gap when given)."""
     from trackreid.models.zoo import resolve_weights
     from trackreid.train.engine import stop_on_sigint
 
@@ -457,17 +473,18 @@ def adapt(
     out = Path(output_dir)
     base = resolve_weights(str(reid_model))
     _prepare_output(out, resume, overwrite)
-    run = _Run(data, base, out, s, progress)
+    run = _Run(data, base, out, s, progress, association)
+    if resume:
+        run.restore()  # refuses changed settings before anything in the folder is rewritten
     with atomic_path(out / "adapt_settings.json") as tmp:
         tmp.write_text(json.dumps({"settings": asdict(s), "reid_model": str(base), "features": [str(f) for f in
                                    data.folders], "cameras": data.cameras, "data": data.summary(),
+                                   "constraints": run.constraints_used,
                                    "threads": torch.get_num_threads(), "device": str(run.device)}, indent=2),
                        encoding="utf-8")
     t_start = time.monotonic()
     deadline = t_start + 60 * s.max_minutes if s.max_minutes else None
-    if resume:
-        run.restore()
-    else:
+    if not resume:
         t0 = time.monotonic()
         used = min(s.bn_images, len(data))
         if used:
@@ -526,9 +543,10 @@ def adapt(
                         "elapsed_minutes": round((time.monotonic() - t_start) / 60, 2)})
             run.log.append(row)
             run.save()
-            log.info("round %d/%d: loss %.3f, %d clusters (%.0f%% of tracks linked, largest %d), %.0f s",
-                     run.round, s.rounds, row.get("loss", float("nan")), row["clusters"], 100 * row["linked_share"],
-                     row["largest_cluster"], row["seconds"])
-            if on_round:
+            if on_round:  # the caller reports the round (the CLI prints it); else the log does, once
                 on_round(row)
+            else:
+                log.info("round %d/%d: loss %.3f, %d clusters (%.0f%% of tracks linked, largest %d), %.0f s",
+                         run.round, s.rounds, row.get("loss", float("nan")), row["clusters"],
+                         100 * row["linked_share"], row["largest_cluster"], row["seconds"])
     return AdaptResult(out, out / MODEL_NAME, run.round, reason, run.log, data.summary())

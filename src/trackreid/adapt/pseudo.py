@@ -2,9 +2,12 @@
 
 Each round, the tracks' mean features (from the current model) go through
 :func:`trackreid.associate.graph.build_graph` and
-:func:`trackreid.associate.cluster.cluster_graph`, so a pseudo identity never joins two tracks
-that the constraints forbid (two tracks of one camera sharing a moment, and the topology /
-maximum gap when given). The linking threshold is chosen from the data, without labels:
+:func:`trackreid.associate.cluster.cluster_graph` under the constraints ``trackreid associate``
+uses (:func:`site_constraints`: the same :class:`~trackreid.associate.config.AssociateConfig`
+and the same :func:`~trackreid.associate.api.build_constraints`, so the same-camera overlap, the
+revisit gap, the motion gate from each camera's tracks file, and the topology / maximum gap
+when given), so a pseudo identity never joins two tracks the association would keep apart.
+The linking threshold is chosen from the data, without labels:
 
 * **Confident links first.** Cross-camera *mutual* nearest pairs (each the other's most
   similar track of another camera) are ranked by similarity; the threshold is the similarity
@@ -23,14 +26,17 @@ maximum gap when given). The linking threshold is chosen from the data, without 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from trackreid.adapt.data import TrackCrops
+from trackreid.errors import InputError
+
+if TYPE_CHECKING:
+    from trackreid.associate.config import AssociateConfig
+    from trackreid.associate.constraints import Constraints
 
 MAX_SHRINKS = 12
 
@@ -65,38 +71,43 @@ def mutual_pairs(graph: Any, camera: np.ndarray, blocked: np.ndarray) -> np.ndar
     return np.sort(np.asarray(mutual, np.float64))[::-1]
 
 
-def violations(constraints: Any, labels: np.ndarray) -> int:
-    """Pairs of tracks in one pseudo identity that the constraints forbid (same camera, same time)."""
+def violations(constraints: Constraints, labels: np.ndarray) -> int:
+    """Pseudo identities that break a constraint, each checked whole and in time order
+    (:meth:`~trackreid.associate.constraints.Constraints.violation`)."""
     bad = 0
     for lab in np.unique(labels):
         m = np.flatnonzero(labels == lab)
-        if len(m) < 2:
-            continue
-        a, b = np.triu_indices(len(m), 1)
-        bad += int(constraints.overlapping(m[a], m[b]).sum())
-        clusters = [constraints.singleton(int(x)) for x in m]
-        merged = clusters[0]
-        for c in clusters[1:]:  # topology / max gap, checked as the clustering does
-            if constraints.check(merged, c) is not None:
-                bad += 1
-                break
-            merged = constraints.merge(merged, c)
+        if len(m) > 1 and constraints.violation(m) is not None:
+            bad += 1
     return bad
 
 
+def site_constraints(data: TrackCrops, config: AssociateConfig | None = None) -> Constraints:
+    """The constraints ``trackreid associate`` would apply to these tracks with ``config`` (its defaults when
+    None): built by the association's own :func:`~trackreid.associate.api.build_constraints`, the motion
+    gate reading each camera's tracks file as extract read it."""
+    from trackreid.associate.api import build_constraints
+    from trackreid.associate.config import AssociateConfig
+
+    config = config or AssociateConfig()
+    if config.learns_topology:
+        raise InputError("adapt: topology 'auto' is learned from an association; give a topology file, or none")
+    tracks = track_set(data, np.zeros((data.num_tracks, 1), np.float32))
+    return build_constraints(tracks, data.sources, config)
+
+
 def pseudo_labels(data: TrackCrops, centroids: np.ndarray, share: float, max_tracks: int, *, k: int = 20,
-                  scale_k: int = 10, topology: str | Path | Mapping[str, Any] | None = None,
-                  max_gap: float | None = None) -> PseudoLabels:
-    """Pseudo identities of the tracks: the constrained clustering at a threshold set by ``share``."""
+                  scale_k: int = 10, constraints: Constraints | None = None) -> PseudoLabels:
+    """Pseudo identities of the tracks: the constrained clustering at a threshold set by ``share``, under
+    ``constraints`` (default: :func:`site_constraints` with the association's defaults)."""
     from trackreid.associate.cluster import cluster_graph
-    from trackreid.associate.constraints import Constraints
     from trackreid.associate.graph import build_graph
 
     n = data.num_tracks
     if len(data.cameras) < 2 or n < 2:
         return PseudoLabels(np.arange(n, dtype=np.int64), {"mutual_pairs": 0, "threshold": None})
     tracks = track_set(data, centroids)
-    cons = Constraints(tracks, topology=topology, max_gap=max_gap)
+    cons = constraints if constraints is not None else site_constraints(data)
     graph = build_graph(tracks, k=min(k, n - 1), scale_k=scale_k)
     mutual = mutual_pairs(graph, data.track_camera, cons.overlapping(graph.i, graph.j))
     if len(mutual) == 0:

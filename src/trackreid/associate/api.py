@@ -20,7 +20,7 @@ from trackreid.associate.graph import Graph, build_graph
 from trackreid.associate.motion import Endpoints
 from trackreid.associate.result import Association
 from trackreid.associate.threshold import auto_threshold
-from trackreid.associate.tracks import CameraInput, LoadedCamera, TrackSet, load_cameras
+from trackreid.associate.tracks import CameraInput, CameraTracksFile, LoadedCamera, TrackSet, load_cameras
 from trackreid.associate.transit import MIN_SD, MIN_STEPS, SPREAD, learn_topology
 from trackreid.progress import NullProgress, Progress
 
@@ -32,7 +32,7 @@ __all__ = ["REVISIT_GAP", "SAME_CAMERA_MARGIN", "AssociateConfig", "Association"
 _REFUSED = {"same_camera_overlap": "share a moment in one camera", "cannot_link": "a cannot-link keeps apart"}
 
 
-def read_tracks_files(tracks: TrackSet, loaded: list[LoadedCamera],
+def read_tracks_files(tracks: TrackSet, loaded: Sequence[CameraTracksFile],
                       motion_gate: bool = True) -> tuple[Endpoints, dict[str, set[int]]]:
     """Each camera's tracks file, read once as extract read it: the motion endpoints of its tracks (when
     ``motion_gate`` and its fps is known; see :mod:`trackreid.associate.motion`) and the track ids it holds."""
@@ -49,7 +49,7 @@ def read_tracks_files(tracks: TrackSet, loaded: list[LoadedCamera],
     return endpoints, ids
 
 
-def build_constraints(tracks: TrackSet, loaded: list[LoadedCamera], config: AssociateConfig,
+def build_constraints(tracks: TrackSet, loaded: Sequence[CameraTracksFile], config: AssociateConfig,
                       endpoints: Endpoints | None = None, resolved: Resolved | None = None) -> Constraints:
     """The :class:`Constraints` that ``config`` asks for; the motion gate reads each camera's tracks file
     (unless ``endpoints`` from :func:`read_tracks_files` are given).

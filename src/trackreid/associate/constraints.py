@@ -172,7 +172,6 @@ class Constraints:
         self.max_gap = float(max_gap) if max_gap is not None else None
         self.revisit_gap = float(revisit_gap) if revisit_gap is not None else None
         self.motion = motion if motion is not None and motion.known.any() else None
-        self.rejections = dict.fromkeys(REASONS, 0)
         self.must = list(must)  # (row, row, decision index): one person, from the reviewer's corrections
         self.cannot: dict[int, set[int]] = {}  # row -> rows it may never share a cluster with
         for a, b in cannot:
@@ -232,7 +231,39 @@ class Constraints:
                         return reason
         if self.links is None and self.max_gap is None:
             return None
-        merged = self._merge_sorted(a.members, b.members)
+        return self._path(self._merge_sorted(a.members, b.members), set(a.members))
+
+    def violation(self, members: list[int] | np.ndarray) -> str | None:
+        """None if the whole cluster ``members`` may be one person; else the first reason broken.
+
+        Checked on the finished cluster in time order (as :meth:`check` checks a merge), so the order
+        in which the members are given does not matter: A-B-C linked A-B and B-C is valid even when
+        A and C alone are not.
+        """
+        start, end = self.start, self.end
+        ordered = sorted((int(m) for m in members), key=lambda m: (start[m], m))
+        by_camera: dict[int, list[int]] = {}
+        for m in ordered:
+            by_camera.setdefault(self.camera[m], []).append(m)
+        for spans in by_camera.values():
+            reach = -math.inf
+            for m in spans:
+                if start[m] <= reach:
+                    return "same_camera_overlap"
+                reach = max(reach, end[m])
+        if self.revisit_gap is not None or self.motion is not None:
+            for spans in by_camera.values():
+                reason = self._consecutive(spans, [])
+                if reason is not None:
+                    return reason
+        return self._path(ordered)
+
+    def _path(self, merged: list[int], side: set[int] | None = None) -> str | None:
+        """Max gap and topology along a cluster's members in time order: the first reason broken, or None.
+
+        ``side``: the members of one of the two clusters being merged; then only the topology steps
+        the merge adds (between the two sides) are checked: a step inside one cluster was allowed
+        when it formed, or by a reviewer's must-link."""
         if self.max_gap is not None:
             reach = self.end[merged[0]]
             for m in merged[1:]:
@@ -240,10 +271,9 @@ class Constraints:
                     return "max_gap"
                 reach = max(reach, self.end[m])
         if self.links is not None:
-            side = set(a.members)
             for p, q in zip(merged[:-1], merged[1:], strict=True):
                 cp, cq = self.camera[p], self.camera[q]
-                if cp == cq or (p in side) == (q in side):  # a step inside one cluster was allowed when it formed
+                if cp == cq or (side is not None and (p in side) == (q in side)):
                     continue
                 window = self.links.get((cp, cq) if cp < cq else (cq, cp))
                 if window is None:
@@ -290,14 +320,16 @@ class Constraints:
 
     def _consecutive(self, xs: list[int], ys: list[int]) -> str | None:
         """Two start-ordered lists of disjoint spans of one camera, merged: does a step between consecutive
-        spans break the revisit gap or the motion gate? The first reason, or None."""
+        spans break the revisit gap or the motion gate? The first reason, or None. With ``ys`` given, only
+        the steps between the two lists count (a step inside one cluster was allowed when it formed, or by
+        a reviewer's must-link); with ``ys`` empty, every step of ``xs`` (a whole cluster)."""
         limit, motion = self.revisit_gap, self.motion
         start, end = self.start, self.end
         spans = self._merge_sorted(xs, ys)
-        side = set(xs)
+        side = set(xs) if ys else None
         for p, q in zip(spans[:-1], spans[1:], strict=True):
-            if (p in side) == (q in side):
-                continue  # a step inside one cluster: allowed when it formed (or by a reviewer's must-link)
+            if side is not None and (p in side) == (q in side):
+                continue
             gap = start[q] - end[p]
             if limit is not None and gap > limit:
                 return "revisit_gap"

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -121,6 +121,20 @@ class TrackSet:
         return cls(list(cameras), camera, np.concatenate([p["track_id"] for p in parts]),
                    np.concatenate([p["start"] for p in parts]), np.concatenate([p["end"] for p in parts]),
                    l2_normalize(feats) if len(feats) else feats, crops, offsets, meta or {})
+
+
+class CameraTracksFile(Protocol):
+    """What the constraints read of a camera: its name, fps and tracks file as extract read it
+    (:class:`LoadedCamera` here; :class:`trackreid.adapt.data.CameraFile` in adapt)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fps(self) -> float | None: ...
+
+    @property
+    def tracks(self) -> TracksReading | None: ...
 
 
 @dataclass

@@ -21,6 +21,10 @@ loss + a hard triplet. Inputs are extract outputs made with --save-crops, one pe
       --rounds 6 --max-minutes 30
   trackreid extract ... --reid-model runs/adapt/model_adapted.pth   # re-extract with the adapted model
 
+Cross-camera pseudo identities obey the constraints `trackreid associate` applies, with the
+same flags and defaults (--topology FILE, --max-gap, --revisit-gap, --no-motion-gate): a link
+the association would refuse is never trained on.
+
 --output-dir receives model_adapted.pth (loads in extract, evaluate, export-onnx and
 associate), adapt_log.json / adapt_log.csv and adapt_signals.png (label-free signals per
 round) and adapt_settings.json. Ctrl-C or --max-minutes keep the last finished round;
@@ -38,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", default="full", choices=("full", "within", "bn"),
                    help="full: within-camera + cross-camera pseudo links (default); within: track classes per "
                         "camera only; bn: re-estimate batch-norm statistics only (seconds)")
+    from trackreid.cli.associate import add_constraint_arguments
+
+    add_constraint_arguments(p, topology_auto=False)
     p.add_argument("--max-minutes", type=float, default=None, help="stop at the last round that ends within this")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same weights; default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 (default auto)")
@@ -48,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trackreid.adapt import AdaptSettings, adapt
+    from trackreid.associate.config import AssociateConfig
     from trackreid.cli.progress import make_progress
 
     settings = AdaptSettings(mode=args.mode, rounds=args.rounds, iters_per_round=args.iters_per_round,
@@ -61,8 +69,11 @@ def run(args: argparse.Namespace) -> int:
                   f"{100 * row['linked_share']:.0f}% of tracks linked across cameras "
                   f"(largest pseudo identity {row['largest_cluster']} tracks), {row['seconds']} s")
 
+    association = AssociateConfig(topology=args.topology, max_gap=args.max_gap, revisit_gap=args.revisit_gap,
+                                  motion_gate=args.motion_gate)
     result = adapt(args.features, args.reid_model, args.output_dir, settings, resume=args.resume,
-                   overwrite=args.overwrite, threads=args.threads, progress=make_progress(args.quiet),
+                   overwrite=args.overwrite, association=association, threads=args.threads,
+                   progress=make_progress(args.quiet),
                    on_round=None if args.quiet else report)
     print(f"{result.stop_reason} after round {result.rounds_done}: {result.model} "
           f"({result.data['tracks']} tracks, {result.data['crops']} crops, {result.data['cameras']} cameras)")

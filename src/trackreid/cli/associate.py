@@ -89,6 +89,23 @@ def _gap(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seconds such as 3, or 'none'") from None
 
 
+def add_constraint_arguments(p: argparse.ArgumentParser, topology_auto: bool) -> None:
+    """The flags of what can never be one person (topology, max gap, revisit gap, motion gate): one set for
+    ``associate`` and ``adapt`` (whose pseudo identities obey the association's constraints)."""
+    p.add_argument("--topology", metavar="FILE|auto" if topology_auto else "FILE",
+                   help="YAML `links:` of camera pairs and transit [min, max] seconds" + (
+                       "; auto: learn each camera pair's transit window from a first association (see above)"
+                       if topology_auto else ""))
+    p.add_argument("--max-gap", type=float, metavar="SECONDS", help="longest time between a person's tracks")
+    p.add_argument("--revisit-gap", type=_gap, default=DEFAULTS.revisit_gap, metavar="SECONDS|none",
+                   help="longest time between a person's tracks in ONE camera (default "
+                        f"{'none' if DEFAULTS.revisit_gap is None else f'{DEFAULTS.revisit_gap:g} s'}; none: people "
+                        "may come back)")
+    p.add_argument("--no-motion-gate", dest="motion_gate", action="store_false",
+                   help="let two tracks of one camera join without continuing each other's motion (default: "
+                        "they must, when the camera's tracks file is known)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(inputs=[])
     p.add_argument("--features", action=_FeaturesAction, dest="features", metavar="DIR",
@@ -102,18 +119,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold-method", choices=METHODS, default=DEFAULTS.threshold_method,
                    help="how --threshold auto cuts (default chance: above each track's expected best chance "
                         "match; bayes and mixture are the earlier rules, kept for comparison: docs/associate.md)")
-    p.add_argument("--topology", metavar="FILE|auto",
-                   help="YAML `links:` of camera pairs and transit [min, max] seconds; auto: learn each camera "
-                        "pair's transit window from a first association (see above)")
+    add_constraint_arguments(p, topology_auto=True)
     p.add_argument("--fps", type=float, help="frames per second for cameras whose metadata and cameras file give none")
-    p.add_argument("--max-gap", type=float, metavar="SECONDS", help="longest time between a person's tracks")
-    p.add_argument("--revisit-gap", type=_gap, default=DEFAULTS.revisit_gap, metavar="SECONDS|none",
-                   help="longest time between a person's tracks in ONE camera (default "
-                        f"{'none' if DEFAULTS.revisit_gap is None else f'{DEFAULTS.revisit_gap:g} s'}; none: people "
-                        "may come back)")
-    p.add_argument("--no-motion-gate", dest="motion_gate", action="store_false",
-                   help="let two tracks of one camera join without continuing each other's motion (default: "
-                        "they must, when the camera's tracks file is known)")
     p.add_argument("--same-camera-margin", type=float, default=DEFAULTS.same_camera_margin, metavar="M",
                    help="lower the similarity of two tracks of ONE camera by M before clustering: joining a "
                         "camera's broken tracks needs more evidence than a cross-camera link (default "
