@@ -214,3 +214,23 @@ def test_cli_malformed_corrections_one_line_nothing_written(site, tmp_path: Path
     lines = [x for x in err.splitlines() if x.strip()]
     assert len(lines) == 1 and str(bad) in lines[0] and "must_link[1]: expected a list of 2 tracks" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_must_linked_cluster_that_breaks_the_revisit_gap_inside_still_grows() -> None:
+    """A merge checks only the steps it adds: the reviewer's must-link A1-A2 (8 s apart in one camera, over
+    the 3 s revisit gap) does not stop A3 (1 s after A2) nor B1 from joining them."""
+    rng = np.random.default_rng(0)
+    person = rng.standard_normal(64)
+    others = rng.standard_normal((8, 64))
+    feats = np.vstack([person + 0.1 * rng.standard_normal((4, 64)), others])
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    camera = [0, 0, 0, 1] + [0, 1] * 4
+    start = [0.0, 10.0, 13.0, 20.0] + [30.0 + 5 * k for k in range(8)]
+    ts = TrackSet(["camA", "camB"], np.array(camera), np.arange(1, 13), np.array(start), np.array(start) + 2.0,
+                  feats.astype(np.float32))
+    graph = build_graph(ts, 11)
+    plain = cluster_graph(ts, graph, 0.5, Constraints(ts, revisit_gap=3.0)).labels
+    assert plain[0] != plain[1]  # the revisit gap keeps A1 and A2 apart
+    fixed = cluster_graph(ts, graph, 0.5, Constraints(ts, revisit_gap=3.0, must=[(0, 1, 0)])).labels
+    assert fixed[0] == fixed[1] == fixed[2] == fixed[3]
+    assert len(set(fixed[4:].tolist()) & {int(fixed[0])}) == 0

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trackreid.associate.review import page_data, review_queue, track_key
+from trackreid.associate.review import page_data, review_queue
 from trackreid.associate.transit import describe_windows
 
 if TYPE_CHECKING:
@@ -182,9 +182,9 @@ def _review_section(result: Association, crops: dict[str, dict[int, list[Path]]]
         what = "joined in one identity" if q["kind"] == "link" else "left apart"
         side = "over" if q["margin"] >= 0 else "under"
         tracks_html = " and ".join(
-            f"<span class='qtrack'>{esc(track_key(t, r))} (id {int(result.labels[r]) + 1}) <span class='thumbs'>"
+            f"<span class='qtrack'>{esc(t.label(r))} (id {int(result.labels[r]) + 1}) <span class='thumbs'>"
             + "".join(_thumbs(crops.get(t.cameras[int(t.camera[r])], {}).get(int(t.track_id[r]), []), 1,
-                              track_key(t, r))) + "</span></span>"
+                              t.label(r))) + "</span></span>"
             for r in (a, b))
         items.append(f"<li class='question' data-kind='{q['kind']}' data-a='{esc(q['a'])}' data-b='{esc(q['b'])}'>"
                      f"{tracks_html}: {what}, similarity {q['similarity']:.3f} ({abs(q['margin']):.3f} {side} the "
@@ -256,7 +256,7 @@ def _identity_row(result: Association, lab: int, rows: list[int], crops: dict[st
         split = len(rows) > 1
         spans = "".join(
             f"<div class='track'>track {int(t.track_id[r])}, {_span(result, r)}"
-            + (f" <button data-act='split' data-track='{html.escape(track_key(t, r))}' data-gid='{gid}'>split off"
+            + (f" <button data-act='split' data-track='{html.escape(t.label(r))}' data-gid='{gid}'>split off"
                "</button>" if split else "") + "</div>" for r in mine)
         thumbs: list[str] = []
         for r in mine:

@@ -40,11 +40,6 @@ MAX_QUESTIONS = 200
 CANDIDATES = 1000
 
 
-def track_key(tracks: TrackSet, row: int) -> str:
-    """``camera:track id``, the name of a track in corrections.json."""
-    return f"{tracks.cameras[int(tracks.camera[row])]}:{int(tracks.track_id[row])}"
-
-
 def review_queue(tracks: TrackSet, labels: np.ndarray, merges: list[tuple[int, int, float]], graph: Graph | None,
                  threshold: float, limit: int = MAX_QUESTIONS) -> list[dict[str, Any]]:
     """The questions, likely errors first: ``{kind, a, b, rows, similarity, margin, doubt, seconds, priority}``
@@ -89,7 +84,7 @@ def review_queue(tracks: TrackSet, labels: np.ndarray, merges: list[tuple[int, i
     spread = float(graph.null[1]) if graph is not None and graph.null is not None and graph.null[1] > 0 else 0.1
     for q in out:
         q["margin"] = q["similarity"] - float(threshold)
-        q["a"], q["b"] = (track_key(tracks, r) for r in q["rows"])
+        q["a"], q["b"] = (tracks.label(r) for r in q["rows"])
         # how much the similarity argues against what the association did (positive: it says the opposite)
         q["doubt"] = q["margin"] if q["kind"] == "apart" else -q["margin"]
         # the chance the association is wrong here, times the seconds of tracks a wrong answer costs
@@ -107,7 +102,7 @@ def page_data(result: Association) -> dict[str, Any]:
     t = result.tracks
     members: dict[int, list[str]] = {}
     for row, lab in enumerate(result.labels.tolist()):
-        members.setdefault(int(lab) + 1, []).append(track_key(t, row))
+        members.setdefault(int(lab) + 1, []).append(t.label(row))
     fixes = result.config.corrections
     initial = fixes.to_json() if isinstance(fixes, Corrections) else {"must_link": [], "cannot_link": [],
                                                                        "confirmed": []}
