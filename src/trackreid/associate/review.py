@@ -68,19 +68,20 @@ def review_queue(tracks: TrackSet, labels: np.ndarray, merges: list[tuple[int, i
         apart = (labels[i] != labels[j]) & np.isfinite(s)
         apart &= ~((tracks.camera[i] == tracks.camera[j]) & (tracks.start[i] <= tracks.end[j])
                    & (tracks.start[j] <= tracks.end[i]))
-        best: dict[tuple[int, int], int] = {}
-        for e in np.flatnonzero(apart)[np.argsort(-s[apart], kind="stable")].tolist():
-            la, lb = int(labels[i[e]]), int(labels[j[e]])
-            best.setdefault((min(la, lb), max(la, lb)), e)
-        members: dict[int, np.ndarray] = {}
-        for (la, lb), e in list(best.items())[:CANDIDATES]:  # the most similar pairs of identities
-            for lab in (la, lb):
-                if lab not in members:
-                    members[lab] = np.flatnonzero(labels == lab)
-            pa, pb = np.meshgrid(members[la], members[lb], indexing="ij")
+        # one pair per two identities: their most similar edge (numpy, for sites of 100,000 tracks)
+        edges = np.flatnonzero(apart)
+        edges = edges[np.argsort(-s[edges], kind="stable")]
+        la, lb = labels[i[edges]], labels[j[edges]]
+        key = np.minimum(la, lb).astype(np.int64) * (int(labels.max(initial=0)) + 1) + np.maximum(la, lb)
+        edges = edges[np.sort(np.unique(key, return_index=True)[1])][:CANDIDATES]  # most similar first
+        by_label = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[by_label], np.arange(int(labels.max(initial=-1)) + 2))
+        for e in edges.tolist():
+            ma, mb = (by_label[bounds[x]:bounds[x + 1]] for x in (int(labels[i[e]]), int(labels[j[e]])))
+            pa, pb = np.meshgrid(ma, mb, indexing="ij")
             both = graph.similarity(pa.ravel(), pb.ravel())
             out.append({"kind": "apart", "rows": (int(i[e]), int(j[e])), "similarity": float(both.mean()),
-                        "seconds": float(min(length[members[la]].sum(), length[members[lb]].sum()))})
+                        "seconds": float(min(length[ma].sum(), length[mb].sum()))})
     spread = float(graph.null[1]) if graph is not None and graph.null is not None and graph.null[1] > 0 else 0.1
     for q in out:
         q["margin"] = q["similarity"] - float(threshold)
