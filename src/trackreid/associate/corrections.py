@@ -115,7 +115,7 @@ def load_corrections(path: str | Path, where: str | None = None) -> Corrections:
         raise InputError(f"{label}: no such corrections file (the corrections.json report.html downloads); "
                          "paths are relative to the file that names them")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(p.read_text(encoding="utf-8-sig"))  # a BOM (some editors write one) is not an error
     except UnicodeDecodeError:
         raise InputError(f"{label}: not a text file; expected JSON like {EXAMPLE}") from None
     except json.JSONDecodeError as e:
