@@ -91,6 +91,14 @@ SITE_CASES = [
          ("topo.yml", "larger"), (("topo.yml", TOPO.replace("[2, 30]", "[30, 2]")),)),
     Case("topology-no-links", lambda k: _site(k, "associate: {topology: topo.yml}\n"),
          ("topo.yml", "links"), (("topo.yml", "cameras: [camA]\n"),)),
+    Case("corrections-missing", lambda k: _site(k, "associate: {corrections: nowhere.json}\n"),
+         ("site.yml", "corrections", "nowhere.json", "no such corrections file", "relative")),
+    Case("corrections-malformed-json", lambda k: _site(k, "associate: {corrections: fixes.json}\n"),
+         ("fixes.json", "malformed JSON", "must_link"), (("fixes.json", '{"must_link": [["camA:1", '),)),
+    Case("corrections-not-a-pair", lambda k: _site(k, "associate: {corrections: fixes.json}\n"),
+         ("fixes.json", "cannot_link[1]", "2 tracks"), (("fixes.json", '{"cannot_link": [["camA:1"]]}'),)),
+    Case("corrections-not-a-path", lambda k: _site(k, "associate: {corrections: 5}\n"),
+         ("site.yml", "corrections", "expected a corrections file")),
     Case("video-missing", lambda k: _site(k, cameras=_cam(k, video="nowhere.mkv")),
          ("site.yml", "camera 1", "video", "no such video")),
     Case("tracks-missing", lambda k: _site(k, cameras=_cam(k, tracks="nowhere.txt")),
@@ -161,6 +169,21 @@ def test_good_spellings_of_off_and_relative_topology_are_read(kit: Kit, tmp_path
     config = read_site(site).options.associate
     assert config.revisit_gap is None and config.max_gap is None
     assert isinstance(config.topology, dict) and config.topology["_source"] == str(tmp_path / "topo.yml")
+
+
+def test_corrections_path_is_relative_to_the_site_file_and_its_content_keys_the_association(
+        kit: Kit, tmp_path: Path) -> None:
+    from trackreid.run import read_site
+
+    (tmp_path / "fixes.json").write_text('{"must_link": [["camA:1", "camB:2"]]}')
+    site = tmp_path / "site.yml"
+    site.write_text(_site(kit, "associate: {corrections: fixes.json}\n"))
+    first = read_site(site).options.associate
+    assert first.corrections is not None and first.to_dict()["corrections"]["file"] == str(tmp_path / "fixes.json")
+    assert first.to_dict()["corrections"]["must_link"] == 1
+    (tmp_path / "fixes.json").write_text('{"must_link": [["camA:1", "camB:1"]]}')
+    second = read_site(site).options.associate
+    assert second.to_dict()["corrections"]["sha256"] != first.to_dict()["corrections"]["sha256"]
 
 
 CAMERAS_CASES = [

@@ -14,6 +14,8 @@ import numpy as np
 from trackreid.associate.cluster import cluster_graph
 from trackreid.associate.config import REVISIT_GAP, SAME_CAMERA_MARGIN, AssociateConfig
 from trackreid.associate.constraints import Constraints
+from trackreid.associate.corrections import Corrections, Resolved, describe_changes, resolve
+from trackreid.associate.corrections import summary as corrections_summary
 from trackreid.associate.graph import Graph, build_graph
 from trackreid.associate.motion import Endpoints
 from trackreid.associate.result import Association
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["REVISIT_GAP", "SAME_CAMERA_MARGIN", "AssociateConfig", "Association", "associate",
            "associate_to_folder", "build_constraints", "read_tracks_files"]
+
+_REFUSED = {"same_camera_overlap": "share a moment in one camera", "cannot_link": "a cannot-link keeps apart"}
+
 
 def read_tracks_files(tracks: TrackSet, loaded: Sequence[CameraTracksFile],
                       motion_gate: bool = True) -> tuple[Endpoints, dict[str, set[int]]]:
@@ -45,17 +50,19 @@ def read_tracks_files(tracks: TrackSet, loaded: Sequence[CameraTracksFile],
 
 
 def build_constraints(tracks: TrackSet, loaded: Sequence[CameraTracksFile], config: AssociateConfig,
-                      endpoints: Endpoints | None = None) -> Constraints:
+                      endpoints: Endpoints | None = None, resolved: Resolved | None = None) -> Constraints:
     """The :class:`Constraints` that ``config`` asks for; the motion gate reads each camera's tracks file
     (unless ``endpoints`` from :func:`read_tracks_files` are given).
 
     With ``topology="auto"`` these are the first pass's constraints (no topology); see :func:`associate`.
+    ``resolved``: a reviewer's corrections that apply (:func:`trackreid.associate.corrections.resolve`).
     """
     if config.motion_gate and endpoints is None:
         endpoints = read_tracks_files(tracks, loaded)[0]
     topology = None if config.learns_topology else config.topology
     return Constraints(tracks, topology, config.max_gap, config.revisit_gap,
-                       endpoints if config.motion_gate else None)
+                       endpoints if config.motion_gate else None,
+                       resolved.cannot if resolved else (), resolved.must if resolved else ())
 
 
 def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = None,
@@ -68,7 +75,8 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     tracks, loaded = load_cameras(cameras, config.fps, need_seconds=config.time_constraints(),
                                   with_crops=config.set_similarity)
     endpoints, file_ids = read_tracks_files(tracks, loaded, config.motion_gate)
-    constraints = build_constraints(tracks, loaded, config, endpoints)
+    resolved = resolve(config.corrections, tracks) if isinstance(config.corrections, Corrections) else None
+    constraints = build_constraints(tracks, loaded, config, endpoints, resolved)
     times["load"] = time.perf_counter() - t0
     t = time.perf_counter()
     graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,
@@ -94,6 +102,11 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
         constraints = constraints.with_topology(spec)
         first = int(result.labels.max(initial=-1)) + 1
         result = cluster_graph(tracks, graph, threshold, constraints, config.linkage, progress)
+    if resolved is not None:
+        for decision, reason in result.refused.items():
+            resolved.refuse(decision, f"would put in one identity two tracks that {_REFUSED[reason]}")
+        before = cluster_graph(tracks, graph, threshold, constraints.without_corrections(), config.linkage).labels
+        describe_changes(resolved, before, result.labels)
     times["cluster"] = time.perf_counter() - t
     labels = result.labels
     gid = labels + 1
@@ -110,6 +123,8 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     times["total"] = time.perf_counter() - t0
     summary = _summary(tracks, labels, loaded, threshold, info, constraints, result.rejections, graph,
                        config, times, without)
+    if resolved is not None and isinstance(config.corrections, Corrections):
+        summary["corrections"] = corrections_summary(config.corrections, resolved)
     if learned is not None:
         summary["constraints"]["topology_learned"] = {
             "from": f"a first association at the same threshold ({first} identities), cross-camera steps within "

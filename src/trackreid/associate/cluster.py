@@ -16,6 +16,10 @@ about 0.45 joined thousands of people (docs/associate.md, "Scale"). With every p
 graph (``k >= N - 1``) this is exactly dense average linkage. A cluster pair's score changes
 whenever either cluster grows, so every neighbour of a grown cluster is queued again.
 
+A reviewer's must-links (``Constraints.must``) are merged before anything else, whatever their
+similarity, unless their two clusters share a moment in one camera or hold a cannot-link (then
+the must-link is refused and reported); everything else then goes on from those clusters.
+
 Merging stops when no pair of clusters left is at least ``threshold`` similar. Every merge is
 checked against all members of both clusters (:meth:`Constraints.check`); a pair that shares a
 moment in one camera is blocked for good (clusters only grow, so it stays impossible), and so
@@ -54,6 +58,7 @@ class ClusterResult:
     merges: list[tuple[int, int, float]]  # (track of cluster a, track of cluster b, cluster similarity)
     rejections: dict[str, int] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    refused: dict[int, str] = field(default_factory=dict)  # must-link decision index -> the reason it was refused
 
 
 def cluster(tracks: TrackSet, threshold: float, constraints: Constraints | None = None, k: int = 20,
@@ -119,32 +124,19 @@ def cluster_graph(tracks: TrackSet, graph: Graph, threshold: float, constraints:
     if fill is not None:
         requeue_all = True  # a grown cluster changes its score with every neighbour
     merges: list[tuple[int, int, float]] = []
-    progress.start("associate: clustering", None, "merges")
-    while heap:
-        neg, a, b, _, _ = heapq.heappop(heap)
-        if not (alive[a] and alive[b]):
-            continue
-        w = nbr[a].get(b)
-        if w is None or w.imag <= 0 or -neg != score(w, a, b):
-            continue  # stale: the score changed since this entry was queued
-        reason = cons.check(clusters[a], clusters[b])
-        if reason is not None:
-            rejections[reason] += 1
-            if reason in ("same_camera_overlap", "revisit_gap", "motion"):  # block the pair for good
-                v = complex(w.real, _BLOCKED)
-                nbr[a][b] = nbr[b][a] = v
-            continue
-        # merge the smaller neighbourhood into the larger
+
+    def join(a: int, b: int, sim: float) -> None:
+        """Merge cluster ``b`` into ``a`` (or the other way: the smaller neighbourhood into the larger)."""
         keep, gone = (a, b) if len(nbr[a]) >= len(nbr[b]) else (b, a)
-        merges.append((keep, gone, -neg))
+        merges.append((keep, gone, sim))
         clusters[keep] = cons.merge(clusters[keep], clusters[gone])
         clusters[gone] = None  # type: ignore[call-overload]
         size[keep] += size[gone]
         parent[gone] = keep
         alive[gone] = False
         nk, ng = nbr[keep], nbr[gone]
-        del nk[gone]
-        del ng[keep]
+        nk.pop(gone, None)
+        ng.pop(keep, None)
         changed = []
         for c, v in ng.items():
             nc = nbr[c]
@@ -161,10 +153,45 @@ def cluster_graph(tracks: TrackSet, graph: Graph, threshold: float, constraints:
                 sc = score(w, keep, c)
                 if sc >= thr:
                     heapq.heappush(heap, (-sc, keep, c, 0, 0))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    # a reviewer's must-links first (trackreid.associate.corrections): their tracks start as one cluster
+    refused: dict[int, str] = {}
+    for a, b, decision in cons.must:
+        ra, rb = root(a), root(b)
+        if ra == rb:
+            continue
+        reason = cons.must_check(clusters[ra], clusters[rb])
+        if reason is not None:
+            refused.setdefault(decision, reason)
+            continue
+        w = nbr[ra].get(rb)
+        join(ra, rb, score(w, ra, rb) if w is not None and w.imag > 0 else float("nan"))
+    progress.start("associate: clustering", None, "merges")
+    while heap:
+        neg, a, b, _, _ = heapq.heappop(heap)
+        if not (alive[a] and alive[b]):
+            continue
+        w = nbr[a].get(b)
+        if w is None or w.imag <= 0 or -neg != score(w, a, b):
+            continue  # stale: the score changed since this entry was queued
+        reason = cons.check(clusters[a], clusters[b])
+        if reason is not None:
+            rejections[reason] += 1
+            if reason in ("same_camera_overlap", "cannot_link", "revisit_gap", "motion"):  # block the pair for good
+                v = complex(w.real, _BLOCKED)
+                nbr[a][b] = nbr[b][a] = v
+            continue
+        join(a, b, -neg)
         progress.advance(1)
     progress.finish()
     labels = _labels(parent)
-    return ClusterResult(labels, merges, rejections, {"linkage": linkage, "threshold": thr, "merges": len(merges)})
+    return ClusterResult(labels, merges, rejections, {"linkage": linkage, "threshold": thr, "merges": len(merges)},
+                         refused)
 
 
 def _labels(parent: list[int]) -> np.ndarray:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trackreid.errors import InputError
 from trackreid.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from trackreid.associate.corrections import Corrections
 
 #: Default seconds between a person's tracks in one camera (docs/associate.md, "Revisit gap").
 REVISIT_GAP: float | None = 3.0
@@ -32,7 +35,7 @@ FLAGS = {"threshold": "--threshold", "threshold_method": "--threshold-method", "
          "max_gap": "--max-gap", "revisit_gap": "--revisit-gap", "fps": "--fps", "k": "--k",
          "linkage": "--linkage", "debias": "--no-debias", "rerank": "--rerank", "set_similarity": "--set-similarity",
          "centralize": "--nfc", "motion_gate": "--no-motion-gate", "hub_k": "--hub-k",
-         "same_camera_margin": "--same-camera-margin"}
+         "same_camera_margin": "--same-camera-margin", "corrections": "--corrections"}
 
 
 def _is_number(v: Any) -> bool:
@@ -75,6 +78,10 @@ def _check(values: Mapping[str, Any], name: Callable[[str], str]) -> None:
     h = values["hub_k"]
     if not (_is_count(h) and 0 <= h <= MAX_K):
         raise InputError(f"{name('hub_k')} {h!r}: expected a number of neighbours such as 10, or 0 (off)")
+    c = values["corrections"]
+    if c is not None and not isinstance(c, (str, Path)) and type(c).__name__ != "Corrections":
+        raise InputError(f"{name('corrections')} {c!r}: expected a corrections file (the corrections.json "
+                         "report.html downloads)")
     m = values["same_camera_margin"]
     if not (_is_number(m) and 0 <= m <= 2):
         raise InputError(f"{name('same_camera_margin')} {m!r}: expected a similarity margin from 0 to 2 such as 0.1 "
@@ -100,9 +107,18 @@ class AssociateConfig:
     motion_gate: bool = True  # a camera's tracks join only if they continue each other's motion (needs boxes)
     hub_k: int = 0  # hubness correction (CSLS, per camera: k best matches of a track in each camera); 0: off
     same_camera_margin: float = SAME_CAMERA_MARGIN  # lowers every same-camera similarity by this; 0: off
+    # a reviewer's decisions (trackreid.associate.corrections); a path is read at once
+    corrections: Corrections | Path | str | None = None
 
     def __post_init__(self) -> None:
-        _check(asdict(self), lambda f: FLAGS.get(f, f))
+        _check(self._values(), lambda f: FLAGS.get(f, f))
+        if isinstance(self.corrections, (str, Path)):
+            from trackreid.associate.corrections import load_corrections
+
+            object.__setattr__(self, "corrections", load_corrections(self.corrections, "--corrections"))
+
+    def _values(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_mapping(cls, raw: object, where: str, base: Path | None = None) -> AssociateConfig:
@@ -116,7 +132,7 @@ class AssociateConfig:
             raise InputError(f"{where}: expected a mapping of association options (threshold, max_gap, topology, "
                              f"...), got {raw!r}")
         known = [f.name for f in fields(cls)]
-        values: dict[str, Any] = asdict(cls())
+        values: dict[str, Any] = cls()._values()
         for key, v in raw.items():
             if key not in known:
                 raise InputError(f"{where}: unknown key {key!r}{did_you_mean(str(key), known)}; known keys: "
@@ -132,6 +148,12 @@ class AssociateConfig:
 
             values["topology"] = load_topology(Path(topo) if base is None else base / Path(topo),
                                                f"{where}: topology")
+        c = values["corrections"]
+        if isinstance(c, (str, Path)):
+            from trackreid.associate.corrections import load_corrections
+
+            values["corrections"] = load_corrections(Path(c) if base is None else base / Path(c),
+                                                     f"{where}: corrections")
         return cls(**values)
 
     @property
@@ -147,7 +169,9 @@ class AssociateConfig:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = asdict(replace(self, corrections=None))
         if isinstance(self.topology, Path):
             d["topology"] = str(self.topology)
+        c = self.corrections
+        d["corrections"] = None if c is None or isinstance(c, (str, Path)) else c.describe()
         return d

@@ -16,6 +16,9 @@
   person's tracks in one camera are pieces of one visit broken by the tracker, never a second
   visit. Right where people do not come back to a camera within minutes (corridors, one-way
   paths); a second visit becomes a second identity.
+* **Cannot-link** (a reviewer's corrections, :mod:`trackreid.associate.corrections`). No cluster
+  holds both tracks of a cannot-link. Their must-links are kept here too (``must``); the
+  clustering starts from them (:func:`trackreid.associate.cluster.cluster_graph`).
 * **Motion** (when the tracks' boxes are known; ``--no-motion-gate`` turns it off). Two
   consecutive tracks of one camera in a cluster must continue each other's image motion across
   the gap between them, within a bound that grows with the gap
@@ -34,8 +37,9 @@ sizes. Topology files are YAML::
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +51,8 @@ from trackreid.associate.tracks import TrackSet
 from trackreid.errors import InputError
 from trackreid.suggest import check_keys, did_you_mean
 
-REASONS = ("same_camera_overlap", "revisit_gap", "motion", "topology_not_linked", "topology_transit", "max_gap")
+REASONS = ("same_camera_overlap", "cannot_link", "revisit_gap", "motion", "topology_not_linked", "topology_transit",
+           "max_gap")
 _LINK_KEYS = ("cameras", "transit")
 
 
@@ -154,7 +159,8 @@ class Constraints:
 
     def __init__(self, tracks: TrackSet, topology: str | Path | Mapping[str, Any] | None = None,
                  max_gap: float | None = None, revisit_gap: float | None = None,
-                 motion: Endpoints | None = None) -> None:
+                 motion: Endpoints | None = None, cannot: Sequence[tuple[int, int]] = (),
+                 must: Sequence[tuple[int, int, int]] = ()) -> None:
         for flag, v in (("--max-gap", max_gap), ("--revisit-gap", revisit_gap)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0):
                 raise InputError(f"{flag} {v!r}: expected a non-negative number of seconds")
@@ -166,10 +172,22 @@ class Constraints:
         self.max_gap = float(max_gap) if max_gap is not None else None
         self.revisit_gap = float(revisit_gap) if revisit_gap is not None else None
         self.motion = motion if motion is not None and motion.known.any() else None
+        self.must = list(must)  # (row, row, decision index): one person, from the reviewer's corrections
+        self.cannot: dict[int, set[int]] = {}  # row -> rows it may never share a cluster with
+        for a, b in cannot:
+            self.cannot.setdefault(a, set()).add(b)
+            self.cannot.setdefault(b, set()).add(a)
 
     def with_topology(self, topology: str | Path | Mapping[str, Any] | None) -> Constraints:
         """The same constraints with another topology (the motion endpoints are shared, not re-read)."""
-        return Constraints(self.tracks, topology, self.max_gap, self.revisit_gap, self.motion)
+        return Constraints(self.tracks, topology, self.max_gap, self.revisit_gap, self.motion,
+                           [(a, b) for a, bs in self.cannot.items() for b in bs if a < b], self.must)
+
+    def without_corrections(self) -> Constraints:
+        """The same constraints without a reviewer's must- and cannot-links (to say what they changed)."""
+        out = copy.copy(self)
+        out.cannot, out.must = {}, []
+        return out
 
     def describe(self) -> dict[str, Any]:
         cams = self.tracks.cameras
@@ -180,7 +198,8 @@ class Constraints:
             "slack_heights": MOTION_SLACK, "heights_per_second": MOTION_RATE,
             "tracks_with_boxes": int(self.motion.known.sum()), "tracks": len(self.motion.known)}
         return {"same_camera_overlap": True, "topology": links, "max_gap": self.max_gap,
-                "revisit_gap": self.revisit_gap, "motion": motion}
+                "revisit_gap": self.revisit_gap, "motion": motion,
+                "cannot_link": sum(len(v) for v in self.cannot.values()) // 2, "must_link": len(self.must)}
 
     # ----------------------------------------------------------------- pairs of tracks
 
@@ -201,6 +220,8 @@ class Constraints:
             ys = large.by_camera.get(cam)
             if ys is not None and self._spans_overlap(xs, ys):
                 return "same_camera_overlap"
+        if self.cannot and self._cannot_link(a, b):
+            return "cannot_link"
         if self.revisit_gap is not None or self.motion is not None:
             for cam, xs in small.by_camera.items():
                 ys = large.by_camera.get(cam)
@@ -210,7 +231,7 @@ class Constraints:
                         return reason
         if self.links is None and self.max_gap is None:
             return None
-        return self._path(self._merge_sorted(a.members, b.members))
+        return self._path(self._merge_sorted(a.members, b.members), set(a.members))
 
     def violation(self, members: list[int] | np.ndarray) -> str | None:
         """None if the whole cluster ``members`` may be one person; else the first reason broken.
@@ -237,8 +258,12 @@ class Constraints:
                     return reason
         return self._path(ordered)
 
-    def _path(self, merged: list[int]) -> str | None:
-        """Max gap and topology along a cluster's members in time order: the first reason broken, or None."""
+    def _path(self, merged: list[int], side: set[int] | None = None) -> str | None:
+        """Max gap and topology along a cluster's members in time order: the first reason broken, or None.
+
+        ``side``: the members of one of the two clusters being merged; then only the topology steps
+        the merge adds (between the two sides) are checked: a step inside one cluster was allowed
+        when it formed, or by a reviewer's must-link."""
         if self.max_gap is not None:
             reach = self.end[merged[0]]
             for m in merged[1:]:
@@ -248,7 +273,7 @@ class Constraints:
         if self.links is not None:
             for p, q in zip(merged[:-1], merged[1:], strict=True):
                 cp, cq = self.camera[p], self.camera[q]
-                if cp == cq:
+                if cp == cq or (side is not None and (p in side) == (q in side)):
                     continue
                 window = self.links.get((cp, cq) if cp < cq else (cq, cp))
                 if window is None:
@@ -257,6 +282,20 @@ class Constraints:
                 if not window[0] <= transit <= window[1]:
                     return "topology_transit"
         return None
+
+    def must_check(self, a: Cluster, b: Cluster) -> str | None:
+        """What refuses a reviewer's must-link between ``a`` and ``b``: only what can never be one person
+        (a moment shared in one camera, a cannot-link); the other constraints yield to the reviewer."""
+        reason = self.check(a, b)  # these two are checked first
+        return reason if reason in ("same_camera_overlap", "cannot_link") else None
+
+    def _cannot_link(self, a: Cluster, b: Cluster) -> bool:
+        small, large = (a, b) if len(a.members) <= len(b.members) else (b, a)
+        marked = [m for m in small.members if m in self.cannot]
+        if not marked:
+            return False
+        others = set(large.members)
+        return any(not self.cannot[m].isdisjoint(others) for m in marked)
 
     def merge(self, a: Cluster, b: Cluster) -> Cluster:
         """The union of two clusters (call after :meth:`check` allowed it)."""
@@ -281,11 +320,16 @@ class Constraints:
 
     def _consecutive(self, xs: list[int], ys: list[int]) -> str | None:
         """Two start-ordered lists of disjoint spans of one camera, merged: does a step between consecutive
-        spans break the revisit gap or the motion gate? The first reason, or None."""
+        spans break the revisit gap or the motion gate? The first reason, or None. With ``ys`` given, only
+        the steps between the two lists count (a step inside one cluster was allowed when it formed, or by
+        a reviewer's must-link); with ``ys`` empty, every step of ``xs`` (a whole cluster)."""
         limit, motion = self.revisit_gap, self.motion
         start, end = self.start, self.end
         spans = self._merge_sorted(xs, ys)
+        side = set(xs) if ys else None
         for p, q in zip(spans[:-1], spans[1:], strict=True):
+            if side is not None and (p in side) == (q in side):
+                continue
             gap = start[q] - end[p]
             if limit is not None and gap > limit:
                 return "revisit_gap"

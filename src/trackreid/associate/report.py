@@ -10,8 +10,14 @@
 * The closest cross-camera pairs left apart (just under the threshold): where a missed link
   would be.
 
+* Review mode: the likely errors first (:mod:`.review`), each a "same person" / "not the same
+  person" question; per identity "split off" a track and "confirmed". Decisions are kept in the
+  browser (localStorage) and download as ``corrections.json`` for ``associate --corrections``
+  (:mod:`.corrections`). The script is ``review.js`` beside this module, inlined.
+* With ``--corrections``: what each correction changed, or why it did not apply.
+
 Thumbnails are embedded as JPEG data URIs, so the page is one file that can be mailed or
-archived; the CSS is inline and there is no script. Large sites are cut to ``max_rows``
+archived; the CSS and the script are inline and nothing is fetched. Large sites are cut to ``max_rows``
 identities (the most cameras first), said on the page.
 """
 
@@ -26,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trackreid.associate.review import page_data, review_queue
 from trackreid.associate.transit import describe_windows
 
 if TYPE_CHECKING:
@@ -39,6 +46,7 @@ THUMBS_PER_TRACK = 3
 THUMBS_PER_CAMERA = 6
 PAIRS_PER_IDENTITY = 12
 NEAR_MISSES = 20
+QUESTIONS = 100  # review questions on the page
 
 _CSS = """
 body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#1d1d1f;background:#fafafa}
@@ -56,6 +64,10 @@ th{background:#f0f0f2}
 .nocrop{font-size:12px;color:#999;font-style:italic}
 .pairs{font-size:12px;font-family:ui-monospace,Menlo,Consolas,monospace;white-space:nowrap}
 .below{color:#c62828;font-weight:600}.why{max-width:900px}
+button{font:12px system-ui,sans-serif;margin:2px;cursor:pointer}
+.question{margin:6px 0;padding:6px;background:#fff;border:1px solid #ddd;border-radius:6px}
+.question.answered{background:#eef6ee}.answer{font-weight:600;color:#2e7d32}
+.question .thumbs{display:inline-flex;vertical-align:middle}.decision{font-size:12px}
 svg text{font:11px system-ui,sans-serif;fill:#333}
 """.replace("THUMB", str(THUMB_HEIGHT))
 
@@ -120,6 +132,8 @@ def render_report(result: Association, max_rows: int = 300) -> str:
     learned = (s.get("constraints", {}).get("topology_learned") or {}).get("pairs")
     if learned:
         parts.append(f"<p id='transit'>Transit windows learned (--topology auto): {esc(describe_windows(learned))}</p>")
+    parts.append(_corrections_section(s.get("corrections")))
+    parts.append(_review_section(result, crops))
     parts.append("<h2>Similarity distributions</h2>")
     parts.append(_histogram_svg(info, thr))
 
@@ -151,8 +165,72 @@ def render_report(result: Association, max_rows: int = 300) -> str:
     else:
         parts.append("<p>None.</p>")
     parts.append("<p class='muted'>Written by trackreid associate. Similarities are in the association graph's "
-                 "scale (after the chosen options), the scale of the threshold.</p></body></html>\n")
+                 "scale (after the chosen options), the scale of the threshold.</p>")
+    parts.append(_review_script(result))
+    parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def _review_section(result: Association, crops: dict[str, dict[int, list[Path]]]) -> str:
+    """The questions, likely errors first, with their buttons; the decisions and the download button."""
+    esc = html.escape
+    t = result.tracks
+    questions = review_queue(t, result.labels, result.merges, result.graph, result.threshold, QUESTIONS)
+    items = []
+    for q in questions:
+        a, b = q["rows"]
+        what = "joined in one identity" if q["kind"] == "link" else "left apart"
+        side = "over" if q["margin"] >= 0 else "under"
+        tracks_html = " and ".join(
+            f"<span class='qtrack'>{esc(t.label(r))} (id {int(result.labels[r]) + 1}) <span class='thumbs'>"
+            + "".join(_thumbs(crops.get(t.cameras[int(t.camera[r])], {}).get(int(t.track_id[r]), []), 1,
+                              t.label(r))) + "</span></span>"
+            for r in (a, b))
+        items.append(f"<li class='question' data-kind='{q['kind']}' data-a='{esc(q['a'])}' data-b='{esc(q['b'])}'>"
+                     f"{tracks_html}: {what}, similarity {q['similarity']:.3f} ({abs(q['margin']):.3f} {side} the "
+                     "threshold) <button data-act='same'>same person</button>"
+                     "<button data-act='different'>not the same person</button> <span class='answer'></span></li>")
+    return ("<h2 id='review'>Review: likely errors first</h2><p class='muted'>Each question is two tracks; "
+            "first those where the similarity argues most against what the association did (pairs kept apart "
+            "although similar, weak links, close misses), larger identities first. Answers, and the "
+            "&quot;split off&quot; and &quot;confirmed&quot; buttons of the identities below, are kept in this "
+            "browser and download as corrections.json; then <code>trackreid associate ... --corrections "
+            "corrections.json</code> makes them exact constraints.</p>"
+            "<p><button id='download' data-act='download'>Download corrections.json</button> "
+            "<span id='review-count'>0</span> decisions <button id='clear' data-act='clear'>clear this page's decisions"
+            "</button></p>"
+            "<ul id='decisions'></ul>"
+            + (f"<ol id='questions'>{''.join(items)}</ol>" if items else "<p>No questions.</p>"))
+
+
+def _review_script(result: Association) -> str:
+    """The page data (JSON, ``</`` escaped) and the review script, inline."""
+    import hashlib
+    import json
+    from importlib.resources import files
+
+    data = page_data(result)
+    data["key"] = hashlib.sha256(json.dumps(data["identities"], sort_keys=True).encode()).hexdigest()[:16]
+    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    script = files("trackreid.associate").joinpath("review.js").read_text(encoding="utf-8")
+    return (f"<script id='review-data' type='application/json'>{blob}</script>"
+            f"<script>{script}</script>")
+
+
+def _corrections_section(fixes: dict[str, Any] | None) -> str:
+    """What each of a reviewer's corrections changed (``--corrections``), or why it did not apply."""
+    if not fixes:
+        return ""
+    esc = html.escape
+    rows = "".join(
+        f"<tr class='correction {'applied' if d['applied'] else 'not-applied'}'><td>{esc(d['kind'])}</td>"
+        f"<td>{esc(' '.join(d['tracks']))}</td>"
+        f"<td>{esc(d['changed'] if d['applied'] else 'not applied: ' + d['why_not'])}</td></tr>"
+        for d in fixes["decisions"])
+    return (f"<h2>Corrections ({fixes['applied']} applied, {fixes['not_applied']} not applied)</h2>"
+            f"<p class='muted'>From {esc(str(fixes['file']))}; what each changed against the association without "
+            f"them.</p><table id='corrections'><thead><tr><th>decision</th><th>tracks</th><th>changed</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table>")
 
 
 def _fact(name: str, value: Any) -> str:
@@ -175,7 +253,11 @@ def _identity_row(result: Association, lab: int, rows: list[int], crops: dict[st
         if not mine:
             cells.append("<td class='cam empty'></td>")
             continue
-        spans = "".join(f"<div class='track'>track {int(t.track_id[r])}, {_span(result, r)}</div>" for r in mine)
+        split = len(rows) > 1
+        spans = "".join(
+            f"<div class='track'>track {int(t.track_id[r])}, {_span(result, r)}"
+            + (f" <button data-act='split' data-track='{html.escape(t.label(r))}' data-gid='{gid}'>split off"
+               "</button>" if split else "") + "</div>" for r in mine)
         thumbs: list[str] = []
         for r in mine:
             if len(thumbs) >= THUMBS_PER_CAMERA:
@@ -201,7 +283,8 @@ def _identity_row(result: Association, lab: int, rows: list[int], crops: dict[st
             lines.append(f"<div class='muted'>... {len(pairs) - len(order)} more pairs</div>")
         pairs_html = "".join(lines)
     return (f"<tr class='identity' data-gid='{gid}' data-cameras='{len(cams)}'><td class='gid'>{gid}"
-            f"<div class='muted'>{len(cams)} cameras, {len(rows)} tracks</div></td>{''.join(cells)}"
+            f"<div class='muted'>{len(cams)} cameras, {len(rows)} tracks</div>"
+            f"<button data-act='confirm' data-gid='{gid}'>confirmed</button></td>{''.join(cells)}"
             f"<td class='pairs'>{pairs_html}</td></tr>")
 
 

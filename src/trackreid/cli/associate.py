@@ -46,6 +46,10 @@ of tracks show how similar two different people look; the cut is set so that eac
 expects only 0.4 chance matches above it among all tracks of the other cameras. It prints the
 value and why, and saves threshold_histogram.png.
 
+--corrections FILE: a reviewer's decisions from report.html (corrections.json: must_link,
+cannot_link and confirmed pairs of camera:track) become exact constraints; a decision that no
+longer applies (a track gone, features of another model) is reported in one line and left out.
+
 Writes to --output-dir: global_ids.json, global_tracks/<camera>.txt, mtmc.txt (AI City
 layout), summary.json, threshold_histogram.png and report.html. Score against ground truth
 with `trackreid evaluate-mtmc --gt GT --pred OUT`. Details: docs/associate.md.
@@ -130,6 +134,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="hubness correction (CSLS): lower each similarity s(i, j) by the mean of i's K best "
                         "matches in j's camera and j's K best in i's camera, e.g. --hub-k 10 (default 0: off; "
                         "measured in docs/associate.md: it did not help on every benchmark seed set)")
+    p.add_argument("--corrections", metavar="FILE",
+                   help="a reviewer's corrections.json (downloaded from report.html): its must-links and "
+                        "cannot-links become exact constraints; summary.json and report.html list what each changed")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
@@ -145,7 +152,8 @@ def config_from_args(args: argparse.Namespace, topology: Any = None) -> Associat
                            revisit_gap=args.revisit_gap, motion_gate=args.motion_gate, fps=args.fps,
                            k=args.k, linkage=args.linkage, debias=args.debias, rerank=args.rerank,
                            set_similarity=args.set_similarity, centralize="nfc" if args.nfc else None,
-                           hub_k=args.hub_k, same_camera_margin=args.same_camera_margin)
+                           hub_k=args.hub_k, same_camera_margin=args.same_camera_margin,
+                           corrections=Path(args.corrections) if args.corrections else None)
 
 
 def add_camera_arguments(p: argparse.ArgumentParser) -> None:
@@ -207,6 +215,11 @@ def run(args: argparse.Namespace) -> int:
     rej = {k: v for k, v in s["constraints"]["rejected_merges"].items() if v}
     if rej:
         print("merges refused by the constraints: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rej.items()))
+    fixes = s.get("corrections")
+    if fixes is not None:
+        from trackreid.associate.corrections import report_lines
+
+        print("\n".join(report_lines(fixes)))
     from trackreid.associate.outputs import produces
 
     print(f"wrote {args.output_dir}: {', '.join(sorted(produces()))}")

@@ -116,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
     for k, v in assoc.items():
         if k != "status" and not isinstance(v, (dict, list)):
             print(f"  {k}: {v}")
+    if isinstance(assoc.get("corrections"), dict):
+        from trackreid.associate.corrections import report_lines
+
+        print("\n".join(f"  {line}" for line in report_lines(assoc["corrections"])))
     for f in rep["failures"]:
         print(f"FAILED {f['camera']}: {f['error']}")
     print(f"\n{len(result.cameras)}/{len(site.cameras)} cameras done in {rep['seconds']:.1f} s; "
