@@ -64,7 +64,8 @@ def noisy(base: np.ndarray, n: int, noise: float, rng: np.random.Generator, chun
     return out
 
 
-def measure(x: np.ndarray, queries: np.ndarray, kind: str, truth: np.ndarray | None) -> tuple[dict, np.ndarray]:
+def measure(x: np.ndarray, queries: np.ndarray, kind: str, truth: np.ndarray | None,
+            nprobes: list[int]) -> tuple[list[dict], np.ndarray]:
     r0 = rss_bytes()
     t = time.perf_counter()
     index, settings = vec.build(x, kind)
@@ -74,21 +75,26 @@ def measure(x: np.ndarray, queries: np.ndarray, kind: str, truth: np.ndarray | N
         path = Path(d) / "v.faiss"
         vec.write(index, path)
         disk = path.stat().st_size
-    lat = []
-    ids = np.empty((len(queries), 10), np.int64)
-    for i, q in enumerate(queries):
-        t = time.perf_counter()
-        _, got = vec.search(index, q[None], 10)
-        lat.append(time.perf_counter() - t)
-        ids[i] = got[0]
-    recall = 1.0 if truth is None else float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth,
-                                                                                            strict=True)]))
+    rows = []
+    for nprobe in nprobes if kind == "ivfpq" else [None]:
+        if nprobe is not None:
+            index.nprobe = nprobe
+        lat = []
+        ids = np.empty((len(queries), 10), np.int64)
+        for i, q in enumerate(queries):
+            t = time.perf_counter()
+            _, got = vec.search(index, q[None], 10)
+            lat.append(time.perf_counter() - t)
+            ids[i] = got[0]
+        recall = 1.0 if truth is None else float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth,
+                                                                                                strict=True)]))
+        rows.append({"kind": kind, "factory": settings["factory"] + (f" nprobe {nprobe}" if nprobe else ""),
+                     "n": len(x), "build_s": round(build, 2), "disk_mb": round(disk / 1e6, 1),
+                     "memory_mb": round(mem / 1e6, 1), "p50_ms": round(1000 * float(np.percentile(lat, 50)), 2),
+                     "p99_ms": round(1000 * float(np.percentile(lat, 99)), 2), "recall_at_10": round(recall, 3),
+                     "queries": len(queries)})
     del index
-    return {"kind": kind, "factory": settings["factory"], "n": len(x), "build_s": round(build, 2),
-            "disk_mb": round(disk / 1e6, 1), "memory_mb": round(mem / 1e6, 1),
-            "p50_ms": round(1000 * float(np.percentile(lat, 50)), 2),
-            "p99_ms": round(1000 * float(np.percentile(lat, 99)), 2), "recall_at_10": round(recall, 3),
-            "queries": len(queries)}, ids
+    return rows, ids
 
 
 def load() -> str:
@@ -101,6 +107,7 @@ def main() -> None:
     ap.add_argument("--kinds", default="flat,ivfpq", help="flat first: it is the baseline and the recall truth")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--noise", type=float, default=0.6)
+    ap.add_argument("--nprobes", default=str(vec.NPROBE), help="IVF lists searched, e.g. 32,128 (one row each)")
     ap.add_argument("--cache", default="/tmp/search_bench_features.npy")
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
@@ -117,13 +124,14 @@ def main() -> None:
         queries = noisy(base, args.queries, args.noise, rng)
         truth = None
         for kind in args.kinds.split(","):
-            row, ids = measure(x, queries, kind, truth)
+            measured, ids = measure(x, queries, kind, truth, [int(v) for v in args.nprobes.split(",")])
             if kind == "flat":
                 truth = ids
-            row["load"] = load().split("load average:")[-1].strip()
-            rows.append(row)
-            print(f"| {n:,} | {row['factory']} | {row['build_s']} | {row['disk_mb']} | {row['memory_mb']} | "
-                  f"{row['p50_ms']} | {row['p99_ms']} | {row['recall_at_10']} |", flush=True)
+            for row in measured:
+                row["load"] = load().split("load average:")[-1].strip()
+                rows.append(row)
+                print(f"| {n:,} | {row['factory']} | {row['build_s']} | {row['disk_mb']} | {row['memory_mb']} | "
+                      f"{row['p50_ms']} | {row['p99_ms']} | {row['recall_at_10']} |", flush=True)
         del x
     print(f"load after: {load()}")
     if args.json:
