@@ -157,6 +157,18 @@ def test_pseudo_labels_obey_the_associations_revisit_gap() -> None:
     assert free[0] == free[1] == free[2]
 
 
+def test_small_site_warning_only_below_the_measured_size_and_for_training_modes() -> None:
+    from trackreid.adapt.loop import SMALL_SITE_TRACKS, small_site_warning
+
+    small = _tracks(["a", "b"], [(0, 0, 1)] * 20 + [(1, 0, 1)] * (SMALL_SITE_TRACKS + 5))
+    text = small_site_warning(small, "full")
+    assert text is not None and text.startswith("20 tracks in the smallest camera") and "mAP" in text
+    assert small_site_warning(small, "within") is not None
+    assert small_site_warning(small, "bn") is None, "batch-norm statistics alone were measured to be safe"
+    big = _tracks(["a", "b"], [(0, 0, 1)] * SMALL_SITE_TRACKS + [(1, 0, 1)] * SMALL_SITE_TRACKS)
+    assert small_site_warning(big, "full") is None
+
+
 def test_memory_losses_and_update() -> None:
     cents = np.eye(4, 8, dtype=np.float32)
     mem = TrackMemory(cents, np.array([0, 0, 1, 1]), momentum=0.5, temperature=0.1)
@@ -342,7 +354,7 @@ def test_output_folder_rules(tmp_path: Path, msmt_pth: Path, two_cameras) -> Non
 
 
 def test_cli_reports_each_round_once(two_cameras, msmt_pth: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                     capfd: pytest.CaptureFixture[str]) -> None:
+                                     capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     """The CLI prints each round's line; the library's log line is not printed as well (it was, twice)."""
     from trackreid.cli.main import main
 
@@ -354,5 +366,7 @@ def test_cli_reports_each_round_once(two_cameras, msmt_pth: Path, tmp_path: Path
     assert code == 0, err
     lines = [ln for ln in (out + err).splitlines() if "round 1/1" in ln]
     assert len(lines) == 1, lines
+    warned = caplog.text + err
+    assert "8 tracks in the smallest camera" in warned and "--mode bn" in warned, "the small-site warning, with numbers"
     saved = json.loads((tmp_path / "out" / "adapt_settings.json").read_text())
     assert saved["constraints"]["revisit_gap"] is None and saved["constraints"]["same_camera_overlap"] is True
