@@ -78,7 +78,7 @@ def measure(x: np.ndarray, queries: np.ndarray, kind: str, truth: np.ndarray | N
     rows = []
     for nprobe in nprobes if kind == "ivfpq" else [None]:
         if nprobe is not None:
-            index.nprobe = nprobe
+            vec.apply_settings(index, {**settings, "nprobe": nprobe})
         lat = []
         ids = np.empty((len(queries), 10), np.int64)
         for i, q in enumerate(queries):

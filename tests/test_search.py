@@ -190,7 +190,7 @@ def test_an_interrupted_write_leaves_the_previous_index(site_run: Path, tmp_path
     assert report.total > before["tracks"] and not stale.exists()
 
 
-def test_auto_switches_to_ivfpq_from_the_measured_size(cuhk03_features: Any, msmt_pth: Path,
+def test_auto_switches_to_ivfpq_from_the_measured_size(cuhk03_features: Any, msmt_pth: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     assert vec.choose_kind("auto", vec.APPROX_FROM - 1) == "flat"
     assert vec.choose_kind("auto", vec.APPROX_FROM) == "ivfpq"
@@ -208,13 +208,20 @@ def test_auto_switches_to_ivfpq_from_the_measured_size(cuhk03_features: Any, msm
     exact, settings = vec.build(x[:2000], vec.choose_kind("auto", 2000))
     assert settings["kind"] == "flat"
     approx, settings = vec.build(x, vec.choose_kind("auto", len(x)))
-    assert settings["kind"] == "ivfpq" and settings["factory"] == "IVF54,PQ64" and approx.ntotal == len(x)
+    assert settings["kind"] == "ivfpq" and settings["factory"] == "IVF54,PQ64,Refine(SQ8)" and approx.ntotal == len(x)
     exact.add(x[2000:])
     _, truth = vec.search(exact, x[:100], 10)
     _, got = vec.search(approx, x[:100], 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, got, strict=True)])
-    assert recall > 0.5, recall
+    assert recall > 0.9, recall  # PQ codes alone: 0.84 at 100k tracks; re-ranked with 8-bit vectors: 0.995
     assert np.array_equal(got[:, 0], np.arange(100))  # every vector still finds itself first
+    _, got = vec.search(approx, x[:100], 10, allowed=np.arange(0, len(x), 2))  # a filter: even ids only
+    assert np.all(got[::2, 0] == np.arange(0, 100, 2)) and np.all(got[got >= 0] % 2 == 0)
+    path = tmp_path / "v.faiss"
+    vec.write(approx, path)
+    again = vec.read(path)
+    vec.apply_settings(again, settings)
+    assert np.array_equal(vec.search(again, x[:100], 10)[1], vec.search(approx, x[:100], 10)[1])
     hnsw, settings = vec.build(x[:2000], "hnsw")
     assert settings["kind"] == "hnsw"
     _, got = vec.search(hnsw, x[:100], 10, allowed=np.arange(0, 2000, 2))  # a filter: even ids only

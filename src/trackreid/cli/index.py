@@ -24,9 +24,9 @@ camera, time span, crops and global identity in SQLite.
 
 --features/--camera/--cameras take cameras as `trackreid associate` does. Features of another
 model (weights sha256) or another preprocessing are refused. --kind auto (default) keeps the
-exact flat index below 200,000 tracks and builds IVF-PQ (compressed, approximate) above:
-docs/search.md. Every write makes a new version and switches to it at once: an interrupted
-build or add leaves the previous index as it was.
+exact flat index below 200,000 tracks and builds IVF-PQ above (compressed, approximate; its
+candidates re-ranked with 8-bit vectors): docs/search.md. Every write makes a new version
+and switches to it at once: an interrupted build or add leaves the previous index as it was.
 """
 
 
