@@ -110,3 +110,10 @@ def test_an_unknown_frame_rate_names_the_constraint_that_needs_it(scene: tuple[S
     rc, _, err = run_cli(["associate", "--features", str(out), "--output-dir", str(tmp_path / "a")], capsys)
     msg = check_error(rc, err, "associate", ("frame rate", "revisit gap", "--revisit-gap none", "--fps"))
     assert "--max-gap" not in msg and "--topology" not in msg
+
+
+def test_seconds_frame_inverts_frame_seconds() -> None:
+    from trackreid.io.extract_meta import frame_seconds, seconds_frame
+
+    for frame, fps, offset in ((1, 25.0, 0.0), (250, 29.97, 12.5), (7, None, 3.0), (1000, 10.0, -4.0)):
+        assert seconds_frame(float(frame_seconds(frame, fps, offset)), fps, offset) == frame

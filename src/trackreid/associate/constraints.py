@@ -205,8 +205,7 @@ class Constraints:
 
     def overlapping(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Vectorised: tracks ``i`` and ``j`` are of one camera and share a moment (never one person)."""
-        t = self.tracks
-        return (t.camera[i] == t.camera[j]) & (t.start[i] <= t.end[j]) & (t.start[j] <= t.end[i])
+        return self.tracks.same_moment(i, j)
 
     # ----------------------------------------------------------------- clusters
 

@@ -66,8 +66,7 @@ def review_queue(tracks: TrackSet, labels: np.ndarray, merges: list[tuple[int, i
     if graph is not None and len(graph.i):
         i, j, s = graph.i, graph.j, graph.sim
         apart = (labels[i] != labels[j]) & np.isfinite(s)
-        apart &= ~((tracks.camera[i] == tracks.camera[j]) & (tracks.start[i] <= tracks.end[j])
-                   & (tracks.start[j] <= tracks.end[i]))
+        apart &= ~tracks.same_moment(i, j)
         # one pair per two identities: their most similar edge (numpy, for sites of 100,000 tracks)
         edges = np.flatnonzero(apart)
         edges = edges[np.argsort(-s[edges], kind="stable")]

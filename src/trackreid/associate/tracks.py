@@ -66,6 +66,10 @@ class TrackSet:
     crop_offsets: np.ndarray | None = None  # (N + 1,) int64
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def same_moment(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Vectorised: tracks ``i`` and ``j`` are of one camera and share a moment (never one person)."""
+        return (self.camera[i] == self.camera[j]) & (self.start[i] <= self.end[j]) & (self.start[j] <= self.end[i])
+
     def __post_init__(self) -> None:
         self.camera = np.asarray(self.camera, dtype=np.int32).reshape(-1)
         n = len(self.camera)

@@ -77,6 +77,11 @@ def frame_seconds(frame: Any, fps: float | None, time_offset: float = 0.0) -> An
     return time_offset + (np.asarray(frame, dtype=np.float64) - 1.0) / (fps or 1.0)
 
 
+def seconds_frame(seconds: float, fps: float | None, time_offset: float = 0.0) -> int:
+    """The 1-based frame number at ``seconds`` on the site clock: the inverse of :func:`frame_seconds`."""
+    return int(round((seconds - time_offset) * (fps or 1.0) + 1))
+
+
 def crop_path(folder: Path, text: object, where: str) -> Path:
     """A crop file named in the metadata (``crops/track_0001/...``), inside ``folder``.
 

@@ -30,6 +30,7 @@ from trackreid.associate.tracks import CameraInput, LoadedCamera, TrackSet, load
 from trackreid.embed.preprocess import l2_normalize
 from trackreid.errors import InputError, ModelError, OutputError
 from trackreid.io.atomic import atomic_dir, atomic_path, output_error
+from trackreid.io.extract_meta import seconds_frame
 from trackreid.search import vectors as vec
 from trackreid.search.sources import RunSource
 from trackreid.search.store import FORMAT, FORMAT_VERSION, Store, TrackRow
@@ -121,9 +122,8 @@ def _track_rows(tracks: TrackSet, loaded: Sequence[LoadedCamera], camera_ids: Ma
     for i in range(len(tracks)):
         cam = loaded[int(tracks.camera[i])]
         tid = int(tracks.track_id[i])
-        fps = cam.fps or 1.0
-        first = int(round((tracks.start[i] - cam.time_offset) * fps + 1))
-        last = int(round((tracks.end[i] - cam.time_offset) * fps + 1))
+        first = seconds_frame(float(tracks.start[i]), cam.fps, cam.time_offset)
+        last = seconds_frame(float(tracks.end[i]), cam.fps, cam.time_offset)
         crops = [str(p.resolve()) for p in cam.crops.get(tid, [])[:MAX_CROPS]]
         ident = (identities or {}).get(cam.name, {}).get(tid)
         out.append((camera_ids[cam.name], tid, float(tracks.start[i]), float(tracks.end[i]), first, last,
