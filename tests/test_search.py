@@ -222,6 +222,9 @@ def test_auto_switches_to_ivfpq_from_the_measured_size(cuhk03_features: Any, msm
     again = vec.read(path)
     vec.apply_settings(again, settings)
     assert np.array_equal(vec.search(again, x[:100], 10)[1], vec.search(approx, x[:100], 10)[1])
+    # a --track query and an index add read the stored vectors back: the 8-bit copy, close to the original
+    assert np.abs(vec.vector(again, 5) - x[5]).max() < 0.02
+    assert np.abs(vec.all_vectors(again) - x).max() < 0.02
     hnsw, settings = vec.build(x[:2000], "hnsw")
     assert settings["kind"] == "hnsw"
     _, got = vec.search(hnsw, x[:100], 10, allowed=np.arange(0, 2000, 2))  # a filter: even ids only

@@ -103,16 +103,10 @@ def build(vectors: np.ndarray, kind: str) -> tuple[Any, dict[str, Any]]:
 
 def all_vectors(index: Any) -> np.ndarray:
     """Every stored vector (exact for flat and HNSW; the 8-bit re-ranking vectors, decoded, for IVF-PQ)."""
-    faiss = require_faiss()
-    if isinstance(index, faiss.IndexIVF):
-        index.make_direct_map()
     return np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)
 
 
 def vector(index: Any, i: int) -> np.ndarray:
-    faiss = require_faiss()
-    if isinstance(index, faiss.IndexIVF):
-        index.make_direct_map()
     return np.asarray(index.reconstruct(int(i)), dtype=np.float32)
 
 
@@ -122,8 +116,6 @@ def apply_settings(index: Any, settings: dict[str, Any]) -> None:
     if isinstance(index, faiss.IndexRefine):
         index.k_factor = float(settings.get("k_factor", K_FACTOR))
         faiss.extract_index_ivf(index).nprobe = int(settings.get("nprobe", NPROBE))
-    elif isinstance(index, faiss.IndexIVF):
-        index.nprobe = int(settings.get("nprobe", NPROBE))
     elif hasattr(index, "hnsw"):
         index.hnsw.efSearch = int(settings.get("ef_search", HNSW_EF_SEARCH))
 
@@ -139,8 +131,6 @@ def search(index: Any, queries: np.ndarray, k: int, allowed: np.ndarray | None =
     if isinstance(index, faiss.IndexRefine):
         ivf = faiss.SearchParametersIVF(sel=sel, nprobe=faiss.extract_index_ivf(index).nprobe)
         params: Any = faiss.IndexRefineSearchParameters(k_factor=index.k_factor, base_index_params=ivf)
-    elif isinstance(index, faiss.IndexIVF):
-        params = faiss.SearchParametersIVF(sel=sel, nprobe=index.nprobe)
     elif hasattr(index, "hnsw"):
         params = faiss.SearchParametersHNSW(sel=sel, efSearch=index.hnsw.efSearch)
     else:
