@@ -412,3 +412,22 @@ def test_exact_index_gives_evaluate_map_and_rank1_on_cuhk03(cuhk03_split: Any, m
     ref = evaluate_model(msmt_pth, q, g, device="cpu").metrics
     assert abs(got.mAP - ref.mAP) <= 0.1 and abs(got.rank1 - ref.rank1) <= 0.1, (got, ref)
     assert abs(ref.mAP - 41.0) < 1.0  # the shared data's reference number for these weights
+
+
+def test_track_frames_are_in_the_tracks_files_own_numbering(tmp_path: Path) -> None:
+    """A 0-based tracks file extracted with --frame-offset 1: the index shows the file's frames, as global_tracks/."""
+    from trackreid.associate.tracks import LoadedCamera, TrackSet
+    from trackreid.io.extract_meta import frame_seconds
+    from trackreid.io.mot import TracksReading
+    from trackreid.search.index import _track_rows
+
+    tracks = TrackSet(["cam"], np.zeros(1), np.array([3]), frame_seconds(np.array([11.0]), 10.0, 2.0),
+                      frame_seconds(np.array([40.0]), 10.0, 2.0), np.ones((1, 4), np.float32))
+    for offset, first, last in ((1, 10, 39), (0, 11, 40)):
+        cam = LoadedCamera("cam", "x", 10.0, "metadata", 2.0, TracksReading(tmp_path / "t.txt", frame_offset=offset),
+                           {}, {}, 1)
+        row = _track_rows(tracks, [cam], {"cam": 1}, None)[0]
+        assert row[4:6] == (first, last)
+    recorded = {"tracks_file": str(tmp_path / "t.txt"), "tracks_reading": {"frame_offset": 1}}
+    cam = LoadedCamera("cam", "x", 10.0, "metadata", 2.0, None, {}, recorded, 1)  # the file itself is gone
+    assert _track_rows(tracks, [cam], {"cam": 1}, None)[0][4:6] == (10, 39)

@@ -30,7 +30,7 @@ from trackreid.associate.tracks import CameraInput, LoadedCamera, TrackSet, load
 from trackreid.embed.preprocess import l2_normalize
 from trackreid.errors import InputError, ModelError, OutputError
 from trackreid.io.atomic import atomic_dir, atomic_path, output_error
-from trackreid.io.extract_meta import seconds_frame
+from trackreid.io.extract_meta import seconds_frame, tracks_reading
 from trackreid.search import vectors as vec
 from trackreid.search.sources import RunSource
 from trackreid.search.store import FORMAT, FORMAT_VERSION, Store, TrackRow
@@ -122,8 +122,11 @@ def _track_rows(tracks: TrackSet, loaded: Sequence[LoadedCamera], camera_ids: Ma
     for i in range(len(tracks)):
         cam = loaded[int(tracks.camera[i])]
         tid = int(tracks.track_id[i])
-        first = seconds_frame(float(tracks.start[i]), cam.fps, cam.time_offset)
-        last = seconds_frame(float(tracks.end[i]), cam.fps, cam.time_offset)
+        # frames in the tracks file's own numbering (its frame_offset undone), as global_tracks/ writes them
+        reading = cam.tracks or tracks_reading(cam.metadata, None)
+        offset = reading.frame_offset if reading is not None else 0
+        first = seconds_frame(float(tracks.start[i]), cam.fps, cam.time_offset) - offset
+        last = seconds_frame(float(tracks.end[i]), cam.fps, cam.time_offset) - offset
         crops = [str(p.resolve()) for p in cam.crops.get(tid, [])[:MAX_CROPS]]
         ident = (identities or {}).get(cam.name, {}).get(tid)
         out.append((camera_ids[cam.name], tid, float(tracks.start[i]), float(tracks.end[i]), first, last,
