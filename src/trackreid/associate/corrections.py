@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from trackreid.associate.tracks import TrackSet
+from trackreid.associate.tracks import TrackSet, split_key
 from trackreid.errors import InputError
+from trackreid.suggest import check_keys
 
 KINDS = ("must_link", "cannot_link", "confirmed")
 KEYS = (*KINDS, "model_sha256")
@@ -61,14 +62,6 @@ class Corrections:
         return {"file": self.source, "sha256": self.sha256(), **{k: len(getattr(self, k)) for k in KINDS}}
 
 
-def split_key(key: str) -> tuple[str, int] | None:
-    """``"camA:12"`` -> ``("camA", 12)``; None when it is not ``camera:whole number``."""
-    cam, sep, tid = key.rpartition(":")
-    if not sep or not cam or not tid.strip().lstrip("-").isdigit():
-        return None
-    return cam, int(tid)
-
-
 def _keys(value: Any, where: str, least: int, most: int | None) -> tuple[str, ...]:
     size = f"{least}" if most == least else f"at least {least}"
     if not isinstance(value, list) or len(value) < least or (most is not None and len(value) > most):
@@ -86,12 +79,7 @@ def parse_corrections(data: Any, source: str) -> Corrections:
     """Check a parsed corrections file; one :class:`InputError` naming the file, the entry and the expected form."""
     if not isinstance(data, Mapping):
         raise InputError(f"{source}: expected a JSON object like {EXAMPLE}, found {type(data).__name__}")
-    unknown = [k for k in data if k not in KEYS]
-    if unknown:
-        from trackreid.suggest import did_you_mean
-
-        raise InputError(f"{source}: unknown key {unknown[0]!r}{did_you_mean(str(unknown[0]), KEYS)}; "
-                         f"expected {', '.join(KEYS)}")
+    check_keys(source, data, KEYS)
     out: dict[str, Any] = {}
     for kind in KINDS:
         items = data.get(kind, [])

@@ -47,6 +47,14 @@ class CameraInput:
     crops_dir: Path | None = None  # else the extract folder's crops/
 
 
+def split_key(key: str) -> tuple[str, int] | None:
+    """``"camA:12"`` (:meth:`TrackSet.label`) -> ``("camA", 12)``; None when it is not ``camera:whole number``."""
+    cam, sep, tid = key.rpartition(":")
+    if not sep or not cam or not tid.strip().lstrip("-").isdigit():
+        return None
+    return cam, int(tid)
+
+
 @dataclass
 class TrackSet:
     """N tracks of several cameras as parallel arrays (one row per track).

@@ -26,13 +26,12 @@ page: the query, then each identity as a timeline across cameras with crop thumb
 
 
 def _track(text: str) -> tuple[str, int]:
-    cam, sep, tid = text.rpartition(":")
-    try:
-        if not sep or not cam:
-            raise ValueError
-        return cam, int(tid)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected CAMERA:TRACK_ID such as camA:12") from None
+    from trackreid.associate.tracks import split_key
+
+    key = split_key(text)
+    if key is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected CAMERA:TRACK_ID such as camA:12")
+    return key
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
