@@ -23,7 +23,6 @@ identities (the most cameras first), said on the page.
 
 from __future__ import annotations
 
-import base64
 import html
 import logging
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ import numpy as np
 
 from trackreid.associate.review import page_data, review_queue
 from trackreid.associate.transit import describe_windows
+from trackreid.io.thumbnail import jpeg_data_uri
 
 if TYPE_CHECKING:
     from trackreid.associate.result import Association
@@ -312,23 +312,14 @@ def _thumbs(paths: Sequence[Path], n: int, alt: str) -> list[str]:
     """Up to ``n`` evenly spaced crops of a track as ``<img>`` tags with embedded JPEG thumbnails."""
     if n <= 0 or not paths:
         return []
-    import cv2
-
     take = np.linspace(0, len(paths) - 1, min(n, len(paths))).round().astype(int)
     out = []
     for k in sorted(set(take.tolist())):
-        img = cv2.imread(str(paths[k]), cv2.IMREAD_COLOR)
-        if img is None or img.size == 0:
+        uri = jpeg_data_uri(paths[k], THUMB_HEIGHT)
+        if uri is None:
             log.debug("report: crop %s is missing or unreadable; left out", paths[k])
             continue
-        h, w = img.shape[:2]
-        scale = THUMB_HEIGHT / h
-        img = cv2.resize(img, (max(1, round(w * scale)), THUMB_HEIGHT),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
-        if ok:
-            data = base64.b64encode(buf.tobytes()).decode("ascii")
-            out.append(f"<img class='thumb' alt='{html.escape(alt)}' src='data:image/jpeg;base64,{data}'>")
+        out.append(f"<img class='thumb' alt='{html.escape(alt)}' src='{uri}'>")
     return out
 
 

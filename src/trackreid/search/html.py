@@ -7,12 +7,12 @@ crop thumbnails.
 
 from __future__ import annotations
 
-import base64
 import html
 from pathlib import Path
 from typing import Any
 
 from trackreid.io.atomic import atomic_path
+from trackreid.io.thumbnail import jpeg_data_uri
 from trackreid.search.index import SearchResult
 
 THUMB_HEIGHT = 96
@@ -23,22 +23,8 @@ top:3px;font-size:12px;color:#000;z-index:1}table{border-collapse:collapse;font-
 border-bottom:1px solid #ddd;text-align:left}"""
 
 
-def _thumb(path: str | Path) -> str | None:
-    """A data URI of a small JPEG of ``path`` (None when unreadable)."""
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        return None
-    h, w = img.shape[:2]
-    if h > THUMB_HEIGHT:
-        img = cv2.resize(img, (max(1, round(w * THUMB_HEIGHT / h)), THUMB_HEIGHT), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii") if ok else None
-
-
 def _img(path: str | Path, title: str) -> str:
-    uri = _thumb(path)
+    uri = jpeg_data_uri(path, THUMB_HEIGHT)
     t = html.escape(title, quote=True)
     return f'<img src="{uri}" title="{t}" alt="{t}">' if uri else f"<span>({t}: unreadable)</span>"
 
