@@ -157,7 +157,7 @@ class LoadedCamera:
     name: str
     source: str  # where the features came from
     fps: float | None
-    fps_from: str  # "camera", "--fps", "metadata", or "unknown (frames)"
+    fps_from: str  # "camera", "--fps", "metadata", or "unknown (times in frames)" (then fps is None)
     time_offset: float
     tracks: TracksReading | None  # the MOT file and how extract read it, if known and present
     crops: dict[int, list[Path]]  # track id -> crop image paths (when extract saved crops)

@@ -65,6 +65,5 @@ def read_run(folder: str | Path) -> RunSource:
     cameras = []
     for n in names:
         s = settings.get(n, {})
-        fps = s.get("fps") if s.get("fps_from") != "unknown (times in frames)" else None
-        cameras.append(CameraInput(n, cams_dir / n, fps=fps, time_offset=float(s.get("time_offset") or 0.0)))
+        cameras.append(CameraInput(n, cams_dir / n, fps=s.get("fps"), time_offset=float(s.get("time_offset") or 0.0)))
     return RunSource(root, cameras, global_ids)
