@@ -74,6 +74,16 @@ LARGE_SITES = {
     "2 cameras, 72 people": {"cameras": 2, "identities": 72, "seconds": 120.0},
     "3 cameras, 100 people": {"cameras": 3, "identities": 100, "seconds": 165.0},
 }
+#: ``--other-crops``: sites unlike the ones the defaults were tuned on: CUHK03 *train* people (never
+#: used to choose a rule), exact tracks (no box jitter, no broken tracks), 80 people of whom 48 cross
+#: both cameras (the shape of a held-out site that showed the cut under-using a stronger model).
+OTHER_SITES = {
+    "2 cameras, 80 people, exact tracks, train crops": {"cameras": 2, "identities": 80, "seconds": 130.0,
+                                                        "jitter": 0.0, "fragment_fraction": 0.0, "crops": "train"},
+    "2 cameras, 80 people, exact tracks, train crops, mixed views": {
+        "cameras": 2, "identities": 80, "seconds": 130.0, "jitter": 0.0, "fragment_fraction": 0.0, "crops": "train",
+        "mixed_views": True},
+}
 OPTIONS: dict[str, dict[str, Any]] = {
     "default (de-bias, average linkage)": {},
     "no de-bias": {"debias": False},
@@ -99,32 +109,48 @@ class Prepared:
     truth: dict[str, dict[int, int]]
 
 
-def prepare_sites(work: Path, sites: dict[str, dict[str, Any]], first_seed: int, seeds: int) -> list[Prepared]:
-    """Every site of ``sites`` for seeds ``first_seed..``, composed and extracted where ``work`` lacks it
-    (the real msmt17 OSNet is loaded only then)."""
+#: The model every site is extracted with unless ``--models`` says otherwise.
+DEFAULT_MODEL = "osnet_x0_25_msmt17.pth"
+
+
+def model_path(name: str) -> Path:
+    """A ``--models`` entry: a file of the shared data's ``weights/`` or any path."""
+    p = data_dir() / "weights" / name
+    return p if p.is_file() else Path(name)
+
+
+def prepare_sites(work: Path, sites: dict[str, dict[str, Any]], first_seed: int, seeds: int,
+                  model: str = DEFAULT_MODEL) -> list[Prepared]:
+    """Every site of ``sites`` for seeds ``first_seed..``, composed and extracted with ``model`` where ``work``
+    lacks it (the model is loaded only then)."""
     loaded: list[Any] = []
 
     def embedder() -> Any:
         if not loaded:
             from trackreid.embed.factory import build_embedder
 
-            loaded.append(build_embedder(data_dir() / "weights" / "osnet_x0_25_msmt17.pth", device="cpu",
-                                         batch_size=64))
+            loaded.append(build_embedder(model_path(model), device="cpu", batch_size=64))
         return loaded[0]
 
-    return [prepare(work, label, kw, seed, embedder) for label, kw in sites.items()
+    return [prepare(work, label, kw, seed, embedder, model) for label, kw in sites.items()
             for seed in range(first_seed, first_seed + seeds)]
 
 
-def prepare(work: Path, label: str, spec_kw: dict[str, Any], seed: int, embedder: Callable[[], Any]) -> Prepared:
-    """Compose the site (or reuse it from ``work``) and extract every camera once (``embedder()`` gives the model)."""
+def prepare(work: Path, label: str, spec_kw: dict[str, Any], seed: int, embedder: Callable[[], Any],
+            model: str = DEFAULT_MODEL) -> Prepared:
+    """Compose the site (or reuse it from ``work``) and extract every camera once with ``model``
+    (``embedder()`` loads it); features of another model go to a folder of their own."""
     from trackreid.extract import ExtractConfig, extract
     from trackreid.synth import SiteSpec, cuhk03_people, make_site
 
     root = work / f"{label.replace(', ', '-').replace(' ', '')}-seed{seed}"
     site_dir = root / "site"
     if not (site_dir / "truth.json").is_file():
-        make_site(site_dir, SiteSpec(**spec_kw, seed=seed), cuhk03_people(data_dir() / "cuhk03" / "val"))
+        kw = {k: v for k, v in spec_kw.items() if k not in ("crops", "mixed_views")}
+        people = cuhk03_people(data_dir() / "cuhk03" / spec_kw.get("crops", "val"))
+        if spec_kw.get("mixed_views"):
+            people = mixed_views(people)
+        make_site(site_dir, SiteSpec(**kw, seed=seed), people)
     doc = json.loads((site_dir / "truth.json").read_text())
     truth = {cam: {int(t): int(p) for t, p in m.items()} for cam, m in doc["tracks"].items()}
     fps = float(doc["spec"]["fps"])
@@ -133,12 +159,24 @@ def prepare(work: Path, label: str, spec_kw: dict[str, Any], seed: int, embedder
     for c, name in enumerate(sorted(truth)):
         cam_dir = site_dir / name
         video = next(cam_dir.glob("video.*"))
-        feats = root / "features" / name
+        feats = root / ("features" if model == DEFAULT_MODEL else f"features-{Path(model).name}") / name
         if not (feats / "track_features.npz").is_file():
             extract(video, cam_dir / "tracks.txt", embedder(), feats, ExtractConfig(save_crops=True, overwrite=True))
         cams.append(CameraInput(name, feats, fps=fps, time_offset=float(offsets[c]), tracks=cam_dir / "tracks.txt"))
         files[name] = cam_dir / "tracks.txt"
     return Prepared(f"{label}, seed {seed}", site_dir, cams, files, truth)
+
+
+def mixed_views(people: Any) -> Any:
+    """The same identities, each camera seeing half of the crops of BOTH CUHK03 views (an easier site:
+    a person looks more alike between cameras, as with a stronger model or kinder cameras)."""
+    from trackreid.synth.people import PeopleSource
+
+    views = {}
+    for pid in people.ids:
+        both = sorted(people._views[(pid, 0)] + people._views[(pid, 1)])
+        views[(pid, 0)], views[(pid, 1)] = both[0::2], both[1::2]
+    return PeopleSource(list(people.ids), views)
 
 
 class Scorer:
@@ -261,6 +299,8 @@ class OursResult:
 
 #: Thresholds at which every site is scored for "one oracle threshold for all sites".
 GRID = np.round(np.arange(0.10, 0.5001, 0.005), 3)
+#: ``--cut-table``: the thresholds a user would sweep (a stronger model's best cut can pass 0.5).
+CUT_GRID = np.round(np.arange(0.15, 0.6001, 0.01), 3)
 
 
 def run_ours(p: Prepared, score: Scorer, options: dict[str, Any], exhaustive: bool = True,
@@ -312,6 +352,51 @@ def print_options(opt_rows: dict[str, list[tuple[float, float]]]) -> None:
         print(f"| {name} | {np.mean(a):.1f} | {np.mean(o):.1f} | " + ", ".join(f"{x:.1f}" for x in a) + " |")
 
 
+def cut_table(args: argparse.Namespace) -> None:
+    """``--cut-table``: per model and site size, each label-free rule against the best fixed cut of that cell.
+
+    The best fixed cut is one threshold (on ``GRID``) for all the seeds of a cell, chosen with the labels:
+    what a user gets who sweeps ``--threshold`` on labelled data like this with this model. Each rule
+    is ``associate`` with ``threshold_method`` set to it; the rows say how far each falls below.
+    """
+    from trackreid.associate.config import METHODS
+
+    t0 = time.perf_counter()
+    groups = {**SITES, **LARGE_SITES, **OTHER_SITES} if args.all_sites else (LARGE_SITES if args.large else SITES)
+    methods = [m for m in METHODS if m in args.methods.split(",")]
+    print("\nIDF1 (%) at each rule's cut and at the best fixed cut of the cell (mean over the seeds)\n")
+    head = ["model", "sites", "best fixed cut", *methods, *(f"{m} - best" for m in methods)]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    record: list[dict[str, Any]] = []
+    for model in args.models.split(","):
+        for label, kw in groups.items():
+            seeds = min(args.seeds, args.large_seeds) if label in LARGE_SITES else args.seeds
+            prepared = prepare_sites(args.work, {label: kw}, args.first_seed, seeds, model)
+            curves, at_rule, cuts = [], {m: [] for m in methods}, {m: [] for m in methods}
+            for p in prepared:
+                score = Scorer(p)
+                for m in methods:
+                    r = associate(p.cameras, AssociateConfig(threshold_method=m))
+                    at_rule[m].append(100 * score(r.global_ids)["idf1"])
+                    cuts[m].append(r.threshold)
+                assert r.graph is not None and r.constraints is not None
+                curves.append([100 * score(ids_from_labels(r.tracks, cluster_graph(
+                    r.tracks, r.graph, float(t), r.constraints, "average").labels))["idf1"] for t in CUT_GRID])
+            mean = np.mean(curves, axis=0)
+            best = int(np.argmax(mean))
+            row = {"model": model, "sites": label, "seeds": len(prepared), "best_cut": float(CUT_GRID[best]),
+                   "best_idf1": float(mean[best]),
+                   **{m: {"idf1": float(np.mean(at_rule[m])), "cut": float(np.mean(cuts[m]))} for m in methods}}
+            record.append(row)
+            print(f"| {Path(model).name} | {label} ({len(prepared)}) | {CUT_GRID[best]:.3f} ({mean[best]:.1f}) | "
+                  + " | ".join(f"{np.mean(cuts[m]):.3f} ({np.mean(at_rule[m]):.1f})" for m in methods) + " | "
+                  + " | ".join(f"{np.mean(at_rule[m]) - mean[best]:+.1f}" for m in methods) + " |", flush=True)
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(record, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "associate_bench",
@@ -323,9 +408,20 @@ def main() -> None:
                     help="sites of 72 and 100 people (3x the people and time of the default ones)")
     ap.add_argument("--options-only", action="store_true", help="only the table of options")
     ap.add_argument("--json", type=Path, help="also write every number to this file")
+    ap.add_argument("--cut-table", action="store_true",
+                    help="only the table of label-free cuts against each cell's best fixed cut, per model")
+    ap.add_argument("--models", default=DEFAULT_MODEL,
+                    help="comma-separated weights (files of the shared weights/ folder or paths; --cut-table)")
+    ap.add_argument("--methods", default="auto,chance", help="threshold rules compared by --cut-table")
+    ap.add_argument("--large-seeds", type=int, default=2, help="--cut-table: at most this many --large sites each")
+    ap.add_argument("--all-sites", action="store_true",
+                    help="--cut-table on the default, the --large and the other-crops sites")
     args = ap.parse_args()
 
     print(machine())
+    if args.cut_table:
+        cut_table(args)
+        return
     t0 = time.perf_counter()
     sites = LARGE_SITES if args.large else SITES
     prepared = prepare_sites(args.work, sites, args.first_seed, args.seeds)
