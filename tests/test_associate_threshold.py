@@ -11,14 +11,19 @@ from trackreid.associate.graph import build_graph
 from trackreid.associate.synthetic import synthetic_tracks
 from trackreid.associate.threshold import (
     CHANCE_MATCHES,
+    LINK_WEIGHT,
     bayes_cut,
+    camera_candidates,
     chance_cut,
     fit_cut,
     mutual_cross_camera,
     other_camera_tracks,
     overlapping_pairs,
     plot_threshold,
+    two_sided_cut,
 )
+from trackreid.associate.tracks import TrackSet
+from trackreid.embed.preprocess import l2_normalize
 
 
 @pytest.mark.parametrize("neg_mean, pos_mean, false_share", [(0.1, 0.7, 0.0), (0.2, 0.6, 0.3), (0.3, 0.8, 0.4)])
@@ -146,3 +151,72 @@ def test_many_camera_site_where_the_previous_default_failed() -> None:
     assert adjusted_rand_score(identity, old) < 0.7 and old.max() + 1 < 80
     # the new linkage alone already holds at the low cut: one stray edge no longer joins two people
     assert adjusted_rand_score(identity, cluster_graph(ts, graph, bayes, cons).labels) > 0.95
+
+
+def test_two_sided_cut_follows_the_positives_where_the_null_alone_cannot() -> None:
+    # the same null of two people (a camera of 64 tracks) and three models: the chance cut is the
+    # same for all, the two-sided cut rises with the positives and stays near the chance cut for a weak model
+    rng = np.random.default_rng(0)
+    null = rng.normal(0.0, 0.1, 4096)
+    chance, _ = chance_cut(null, 64.0)
+    cuts = {}
+    for name, (m1, s1) in {"weak": (0.30, 0.10), "medium": (0.45, 0.08), "strong": (0.65, 0.05)}.items():
+        pos = rng.normal(m1, s1, 40)  # 40 mutual nearest neighbours: 80 of the 128 (track, camera) rows
+        value, info = two_sided_cut(null, pos, chance, 64.0, 128)
+        assert info["method"] == "two-sided" and "more likely one of them" in info["why"]
+        likely = np.sort(pos[pos >= chance])
+        # at the cut, weight x share x the positives' density equals (1 - share)^2 x n x the null's density
+        from scipy.stats import norm
+
+        share = min(0.95, 2 * len(likely) / 128)
+        m, s = np.median(likely), max(1.4826 * np.median(np.abs(likely - np.median(likely))), 0.03)
+        lhs = LINK_WEIGHT * share * norm.pdf(value, m, s)
+        rhs = (1 - share) ** 2 * 64 * norm.pdf(value, info["null_median"], info["null_sd"])
+        assert lhs == pytest.approx(rhs, rel=0.05)
+        cuts[name] = value
+    assert cuts["weak"] < chance + 0.01 < cuts["medium"] < cuts["strong"] - 0.1
+
+
+def test_two_sided_cut_keeps_the_chance_cut_without_likely_positives() -> None:
+    rng = np.random.default_rng(1)
+    null = rng.normal(0.0, 0.1, 2000)
+    chance, _ = chance_cut(null, 30.0)
+    value, info = two_sided_cut(null, np.array([chance + 0.1, chance + 0.2, chance - 0.1]), chance, 30.0, 60)
+    assert value == chance and info["method"] == "two-sided (chance)" and "likely positives" in info["why"]
+    assert camera_candidates(synthetic_tracks(200, 1, seed=0)[0]) == (0.0, 0)
+
+
+def look_alike_site(seed: int) -> tuple[TrackSet, np.ndarray]:
+    """Two cameras of 64 tracks: 48 people in both (one person looks alike in both: cosine ~0.75), 16 in one
+    camera only, each with a look-alike stranger in the other camera (cosine ~0.4): a null whose body says
+    little about its tail, the case where the chance cut alone links strangers."""
+    rng = np.random.default_rng(seed)
+    dim = 256
+    people = l2_normalize(rng.standard_normal((112, dim)).astype(np.float32))
+    for k in range(16):  # single a (48 + k, camera 1) looks like single b (80 + k, camera 2)
+        people[80 + k] = l2_normalize(0.65 * people[48 + k] + 0.76 * people[80 + k])
+    cam1 = list(range(48)) + list(range(48, 64))
+    cam2 = list(range(48)) + list(range(80, 96))
+    ident = np.array(cam1 + cam2)
+    camera = np.array([0] * 64 + [1] * 64, np.int32)
+    feats = people[ident] + rng.standard_normal((128, dim)).astype(np.float32) * (0.55 / np.sqrt(dim))
+    start = np.concatenate([np.arange(64) * 10.0, np.arange(64) * 10.0 + 3.0])
+    tid = np.concatenate([np.arange(1, 65), np.arange(1, 65)])
+    ts = TrackSet(["cam1", "cam2"], camera, tid, start, start + 5.0, l2_normalize(feats))
+    return ts, ident
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_sided_cut_beats_the_chance_cut_where_strangers_look_alike(seed: int) -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    ts, ident = look_alike_site(seed)
+    cons = Constraints(ts)
+    graph = build_graph(ts, 20)
+    chance, _ = auto_threshold(ts, cons, graph, method="chance")
+    value, info = auto_threshold(ts, cons, graph, method="two-sided")
+    assert value > chance + 0.05, info["why"]
+    ari = {name: adjusted_rand_score(ident, cluster_graph(ts, graph, cut, cons).labels)
+           for name, cut in (("chance", chance), ("two-sided", value))}
+    assert ari["two-sided"] > ari["chance"] + 0.05, (ari, info["why"])
+    assert ari["two-sided"] > 0.8, (ari, info["why"])

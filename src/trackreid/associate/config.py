@@ -25,7 +25,7 @@ REVISIT_GAP: float | None = 3.0
 #: Default ``same_camera_margin`` (docs/associate.md, "Same-camera margin").
 SAME_CAMERA_MARGIN = 0.0
 #: How ``threshold="auto"`` cuts (:mod:`.threshold`).
-METHODS = ("chance", "bayes", "mixture")
+METHODS = ("two-sided", "chance", "bayes", "mixture")
 #: Cluster similarity from the edges between two clusters (:mod:`.cluster`).
 LINKAGES = ("average", "single", "complete")
 MAX_K = 10_000

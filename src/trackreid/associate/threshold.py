@@ -4,7 +4,7 @@
   (:attr:`Graph.null_sims <trackreid.associate.graph.Graph>`, fitted by a robust Gaussian,
   median and 1.4826 x MAD). Almost all are two people, so the fit is clean however many
   cameras a person crosses.
-* **The cut** (``method="chance"``, the default): a track is compared with every track of the
+* **The cut** (``method="chance"``): a track is compared with every track of the
   other cameras, ``n`` of them on average; its best chance match (the most similar of those
   that are other people) sets how high a wrong link can reach. The cut is the similarity that
   a random different-person pair exceeds with probability ``CHANCE_MATCHES / n``: above it a
@@ -14,6 +14,21 @@
   spread; it needs no model of the positives, whose spread on real sites is wide and whose
   share is unknown. The constant was chosen on the real-pixel synth sites of seeds 0-3 and
   checked on held-out seeds 4-7 (docs/associate.md).
+* **The two-sided cut** (``method="two-sided"``): the chance cut says how high chance matches
+  reach, not how much a higher cut would cost; with a stronger model the true matches sit far
+  above it and a higher cut loses almost none of them while dropping the chance links of people
+  seen by one camera only. Here each (track, other camera) row is either matched (a share
+  ``p``, estimated from the likely positives above the chance cut: each mutual pair fills two
+  rows) or not; a chance link needs a track left unmatched on both sides, so chance links at
+  ``s`` come at a rate ``(1 - p)^2 n f0(s)`` (``n`` tracks in one other camera, ``f0`` the
+  null's density) and true links at ``p f1(s)``, with ``f1`` a robust Gaussian of the likely
+  positives (those mutual pairs above the chance cut). The cut is the lowest ``s`` above
+  ``m0 + sd0`` where ``LINK_WEIGHT`` (2) times the rate of true links reaches the rate of chance
+  links: a true link counts twice a chance one, partly because the constraints and the
+  average linkage refuse many of the chance links counted here. The weight was chosen among
+  1.5 / 2 / 3 / 4 on seeds 0-3 of the benchmark's sites with three models and checked on new
+  seeds (docs/associate.md, "Does the cut hold for other models?"). With fewer than
+  ``MIN_LIKELY`` likely positives it keeps the chance cut.
 * **Certain negatives**: pairs of tracks of one camera that share a moment are two people.
   For each track, the most similar of them (its hardest negative). Shown in the histogram;
   the ``mixture`` method cuts against them. (As the null they lost: few pairs, and people
@@ -61,6 +76,12 @@ BINS = 50
 MAX_FIT = 20_000  # values the mixture is fitted on (a uniform sample above that)
 #: ``method="chance"``: chance matches (pairs of two people) a track expects above the cut.
 CHANCE_MATCHES = 0.4
+#: ``method="two-sided"``: how many times denser than the chance links the likely positives must be at the cut.
+LINK_WEIGHT = 2.0
+#: ``method="two-sided"``: fewer likely positives above the chance cut than this: the chance cut is kept.
+MIN_LIKELY = 5
+#: ``method="two-sided"``: floor of the positives' fitted spread (a handful of pairs can have almost none).
+MIN_POSITIVE_SD = 0.03
 
 
 def overlapping_pairs(tracks: TrackSet, limit: int = MAX_NEGATIVES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -234,6 +255,61 @@ def chance_cut(null: np.ndarray, candidates: float,
     return float(value), info
 
 
+def camera_candidates(tracks: TrackSet) -> tuple[float, int]:
+    """(tracks of ONE other camera per (track, other camera) row, on average; the number of such rows).
+
+    A track meets each other camera separately: an identity holds one track of a camera at a time,
+    so its best chance match is taken camera by camera.
+    """
+    counts = np.bincount(tracks.camera, minlength=len(tracks.cameras)).astype(np.float64)
+    others = int((counts > 0).sum()) - 1  # every track's own camera has tracks
+    rows = float(counts.sum()) * others
+    if rows <= 0:
+        return 0.0, 0
+    return float((counts.sum() ** 2 - (counts ** 2).sum()) / rows), int(rows)
+
+
+def two_sided_cut(null: np.ndarray, positives: np.ndarray, chance: float, candidates: float, rows: int,
+                  weight: float = LINK_WEIGHT) -> tuple[float, dict[str, Any]]:
+    """The cut where ``weight`` x the rate of likely true links reaches the rate of chance links still possible.
+
+    ``null``: similarities of two people (random cross-camera pairs); ``positives``: likely positives
+    (cross-camera mutual nearest neighbours); ``chance``: the :func:`chance_cut` value (positives
+    above it are mostly one person); ``candidates``: tracks of one other camera a track meets;
+    ``rows``: (track, other camera) pairs. See the module docstring. Returns (cut, info).
+    """
+    from scipy.stats import norm
+
+    null = np.asarray(null, np.float64)
+    pos = np.asarray(positives, np.float64)
+    likely = pos[pos >= chance]
+    info: dict[str, Any] = {"null_pairs": len(null), "positives": len(pos), "likely_positives": len(likely),
+                            "chance_cut": chance, "candidates": candidates, "link_weight": weight}
+    if len(null) < MIN_SAMPLES or len(likely) < MIN_LIKELY or rows < 1 or candidates < 1:
+        info.update(method="two-sided (chance)", why=(
+            f"only {len(likely)} likely positives above the chance cut {chance:.3f} (mutual nearest neighbours "
+            f"across cameras; {MIN_LIKELY} needed to place the positives): the chance cut is kept"))
+        return float(chance), info
+    m0, s0 = robust_gaussian(null)
+    m1 = float(np.median(likely))
+    s1 = max(robust_gaussian(likely)[1], MIN_POSITIVE_SD)
+    share = float(np.clip(2 * len(likely) / rows, 0.05, 0.95))  # each mutual pair fills two rows
+    xs = np.linspace(m0 + s0, max(m1, m0 + s0), 2001)
+    chance_links = (1 - share) ** 2 * candidates * norm.pdf(xs, m0, s0)
+    true_links = weight * share * norm.pdf(xs, m1, s1)
+    above = np.flatnonzero(true_links >= chance_links)
+    value = float(xs[above[0]]) if len(above) else m1
+    info.update(method="two-sided", null_median=m0, null_sd=s0, positives_median=m1, positives_sd=s1,
+                matched_share=share, why=(
+                    f"two different people ~ N({m0:.3f}, {s0:.3f}) (random cross-camera pairs); likely one person: "
+                    f"{len(likely)} mutual nearest neighbours above the chance cut {chance:.3f}, "
+                    f"~ N({m1:.3f}, {s1:.3f}), "
+                    f"{share:.0%} of the (track, other camera) rows; the cut is where a link is {weight:g}x more "
+                    f"likely one of them than a chance match among the {1 - share:.0%} left unmatched of "
+                    f"{candidates:.0f} tracks a camera: {value:.3f}"))
+    return value, info
+
+
 def bayes_cut(null: np.ndarray, positives: np.ndarray, prior: float) -> tuple[float, dict[str, Any]]:
     """Where a pair becomes more likely one person than two; see the module docstring.
 
@@ -306,9 +382,11 @@ def auto_threshold(tracks: TrackSet, constraints: Constraints | None, graph: Gra
     mutual = mutual_cross_camera(tracks, graph)
     pos = graph.sim[mutual]
     cross = np.flatnonzero(tracks.camera[graph.i] != tracks.camera[graph.j])
-    if method == "chance":
+    if method in ("chance", "two-sided"):
         null = graph.null_sims if graph.null_sims is not None else np.zeros(0, np.float32)
         value, info = chance_cut(null, other_camera_tracks(tracks))
+        if method == "two-sided":
+            value, info = two_sided_cut(null, pos, value, *camera_candidates(tracks))
         info["null_from"] = "random cross-camera pairs of tracks (nearly all two people)"
         info["negatives"] = len(neg)
         info["positives"] = len(pos)
