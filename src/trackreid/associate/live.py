@@ -53,7 +53,7 @@ from trackreid.associate.config import AssociateConfig
 from trackreid.associate.constraints import Cluster, Constraints
 from trackreid.associate.graph import build_graph
 from trackreid.associate.motion import Endpoints
-from trackreid.associate.threshold import FALLBACK, auto_threshold
+from trackreid.associate.threshold import auto_threshold
 from trackreid.associate.tracks import TrackSet
 from trackreid.errors import InputError
 from trackreid.suggest import did_you_mean
@@ -239,6 +239,7 @@ class LiveAssociator:
                                                                           default=str)}
         if fresh or not meta:
             with self._tx() as cur:
+                assert cur is not None
                 cur.executemany("INSERT INTO meta VALUES (?, ?)", [*want.items(), ("next_identity", "1"),
                                                                    ("threshold", "null"), ("revised_rows", "0")])
             return
@@ -421,9 +422,10 @@ class LiveAssociator:
             self._submit()
         return out
 
-    def revise(self) -> list[dict[str, Any]]:
-        """Re-associate every track now, in this process; the events it made."""
-        if self.n < MIN_REVISION_TRACKS and self.config.threshold == "auto":
+    def revise(self, force: bool = False) -> list[dict[str, Any]]:
+        """Re-associate every track now, in this process; the events it made. Below
+        :data:`MIN_REVISION_TRACKS` tracks (with the automatic threshold) only when ``force``."""
+        if self.n < 2 or (self.n < MIN_REVISION_TRACKS and self.config.threshold == "auto" and not force):
             return []
         n0, labels, thr, seconds = _revise_job(self._snapshot())
         return self._apply(n0, labels, thr, seconds)
@@ -434,8 +436,8 @@ class LiveAssociator:
         if self._future is not None:
             self._future.result()
             out += self.poll()
-        if self.n > self.revised_rows or self.n < MIN_REVISION_TRACKS:
-            out += self.revise()
+        if self.n > self.revised_rows:
+            out += self.revise(force=True)
         return out
 
     def _apply(self, n0: int, labels: np.ndarray, thr: float, seconds: float) -> list[dict[str, Any]]:
@@ -606,6 +608,11 @@ class LiveAssociator:
                                                             (since,))]
 
     # ------------------------------------------------------------------ answers
+    def has(self, camera: str, track_id: int) -> bool:
+        """Was track ``track_id`` of ``camera`` added already (e.g. before a restart)?"""
+        c = self.index.get(str(camera))
+        return c is not None and (c, int(track_id)) in self.keys
+
     def global_ids(self) -> dict[str, dict[int, int]]:
         """camera -> track id -> global identity, now."""
         out: dict[str, dict[int, int]] = {c: {} for c in self.cameras}
