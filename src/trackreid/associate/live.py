@@ -201,6 +201,8 @@ class LiveAssociator:
         self._db: sqlite3.Connection | None = None
         if state is not None:
             self._open(Path(state))
+            if revise == "every" and self.n - self.revised_rows >= self.revise_every:
+                self.revise()  # killed between a track and its revision: catch up, as an unbroken run would
 
     # ------------------------------------------------------------------ storage of the arrays
     def _alloc(self, cap: int, dim: int) -> None:
