@@ -14,7 +14,8 @@ feature, time span, and the motion at both ends of its boxes when known) and ans
   :func:`~trackreid.associate.cluster.cluster_graph`, the same :class:`Constraints`), and the
   difference from the current answer becomes events: an identity whose tracks the revision puts
   apart is ``split`` (the largest part keeps its number), identities it puts together are
-  ``merged`` (into the oldest number). Each event is applied alone and every identity it leaves
+  ``merged`` (into the number of the one with the most tracks: the fewest tracks change number).
+  Each event is applied alone and every identity it leaves
   is checked whole (:meth:`Constraints.violation`); a change whose intermediate state would
   break a constraint is not applied (counted in :attr:`LiveAssociator.stats`), so the
   constraints hold exactly after every event. Tracks that ended while a revision ran stay with
@@ -110,6 +111,19 @@ class LiveTrack:
         span = frame_seconds(np.array([frames.min(), frames.max()], np.float64), float(fps), float(time_offset))
         return cls(int(track_id), float(span[0]), float(span[1]), np.asarray(feature, np.float32),
                    _motion_row(ep, 0))
+
+
+_CONTROLLER: list[Any] = []
+
+
+def _one_blas_thread() -> Any:
+    """A context with BLAS on one thread: a (N, D) x (D,) product between idle gaps is about 4x faster so on a
+    busy machine (threads sleep between calls and take milliseconds to wake)."""
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def _motion_row(ep: Endpoints, r: int) -> np.ndarray:
@@ -379,7 +393,8 @@ class LiveAssociator:
         that the constraints allow, else a new one."""
         if r == 0 or self.threshold is None:
             return self.next_identity
-        sims = self.debiased[:r] @ self.debiased[r]
+        with _one_blas_thread():  # waking BLAS threads for one product costs more than the product
+            sims = np.dot(self.debiased[:r], self.debiased[r])
         margin = self.config.same_camera_margin
         if margin > 0:
             sims = sims - margin * (self.camera[:r] == self.camera[r])
@@ -533,7 +548,7 @@ class LiveAssociator:
             pieces = piece_label[lab]
             if len(pieces) < 2:
                 continue
-            pieces.sort()
+            pieces.sort(key=lambda p: (-len(p[1]), p[0]))  # the largest keeps its number: fewest tracks renamed
             union = sorted(r for _, rows in pieces for r in rows)
             if self.cons.violation(union) is not None:  # with late tracks, the union may not hold: keep them apart
                 self.stats["changes_refused"] += 1
