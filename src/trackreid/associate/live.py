@@ -36,9 +36,11 @@ run again).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -151,6 +153,15 @@ def revision_labels(tracks: TrackSet, endpoints: Endpoints | None, config: Assoc
     else:
         threshold = float(config.threshold)
     return cluster_graph(tracks, graph, threshold, cons, config.linkage).labels, threshold
+
+
+def _revision_process() -> None:
+    """The revision process yields to the associator's (``add`` must answer at once): lower priority, one thread."""
+    from trackreid.run.worker import setup_worker
+
+    with contextlib.suppress(OSError):  # not permitted: the priority stays
+        os.nice(10)
+    setup_worker(1)
 
 
 def _revise_job(snapshot: dict[str, Any]) -> tuple[int, np.ndarray, float, float]:
@@ -425,7 +436,8 @@ class LiveAssociator:
         if self._pool is None:
             import multiprocessing
 
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_revision_process)
         self._future = self._pool.submit(_revise_job, self._snapshot())
 
     def poll(self) -> list[dict[str, Any]]:
@@ -468,7 +480,17 @@ class LiveAssociator:
         late_of: dict[int, list[int]] = {}
         for r in range(n0, self.n):
             late_of.setdefault(int(self.identity[r]), []).append(r)
-        # components of the bipartite graph old identity <-> new label
+        # components of the bipartite graph old identity <-> new label (vectorised: N may be 10,000s)
+        width = int(labels.max(initial=0)) + 1
+        key = old * width + labels
+        order = np.argsort(key, kind="stable")
+        uniq, first = np.unique(key[order], return_index=True)
+        bounds = np.r_[first, len(order)]
+        pair_g, pair_l = (uniq // width).tolist(), (uniq % width).tolist()
+        inv = np.unique(uniq // width, return_inverse=True)[1]
+        n_old = np.bincount(inv)[inv]  # labels each pair's identity meets
+        n_new = np.bincount(uniq % width)[uniq % width]  # identities each pair's label meets
+        moving = [k for k in range(len(uniq)) if n_old[k] > 1 or n_new[k] > 1]  # pairs of changed identities
         parent: dict[Any, Any] = {}
 
         def find(x: Any) -> Any:
@@ -477,22 +499,17 @@ class LiveAssociator:
                 x = parent[x]
             return x
 
-        pairs = sorted(set(zip(old.tolist(), labels.tolist(), strict=True)))
-        for g, lab in pairs:
-            parent[find(("o", g))] = find(("n", lab))
+        for k in moving:
+            parent[find(("o", pair_g[k]))] = find(("n", pair_l[k]))
         comps: dict[Any, list[tuple[int, int]]] = {}
-        for g, lab in pairs:
-            comps.setdefault(find(("o", g)), []).append((g, lab))
         rows_of: dict[tuple[int, int], list[int]] = {}
-        for r, (g, lab) in enumerate(zip(old.tolist(), labels.tolist(), strict=True)):
-            rows_of.setdefault((g, lab), []).append(r)
+        for k in moving:
+            comps.setdefault(find(("o", pair_g[k])), []).append((pair_g[k], pair_l[k]))
+            rows_of[(pair_g[k], pair_l[k])] = sorted(order[bounds[k]:bounds[k + 1]].tolist())
         events: list[dict[str, Any]] = []
         changes: dict[int, int] = {}  # row -> new identity
         for comp in sorted(comps.values()):
             olds = sorted({g for g, _ in comp})
-            news = sorted({lab for _, lab in comp})
-            if len(olds) == 1 and len(news) == 1:
-                continue
             plan = self._plan(olds, comp, rows_of, late_of)
             if plan is None:
                 self.stats["changes_refused"] += 1
