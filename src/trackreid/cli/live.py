@@ -31,6 +31,9 @@ Writes to --output-dir:
   associate/         at the end, the files of `trackreid associate` with the live identities
   live.json          cameras, latency (p50/p99 from a track's end to its identity), counts
 
+On a Ray cluster (pip install 'trackreid[ray]'; the output folder on storage every node sees):
+  trackreid live --site site.yml --output-dir /shared/runs/live --engine ray --address auto
+
 Real cameras: run the same pieces in your own tracking loop (trackreid.live.LiveCamera
 around an OnlineCollector, trackreid.associate.live.LiveAssociator); see docs/live.md.
 """
@@ -46,6 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a track unreported for this many frames has ended (default 50: 2 s at 25 fps)")
     p.add_argument("--reid-model", help="weights; replaces the site file's reid_model")
     p.add_argument("--overwrite", action="store_true", help="replay again into a folder that holds a finished run")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: one process per camera on this machine (default); ray: one Ray task per camera "
+                        "on any node, the associator one actor on this node (outputs on storage every node sees)")
+    p.add_argument("--address", help="ray: the cluster to join ('auto' = the one `ray start` made here); "
+                   "without it a local Ray instance starts")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--idle-frames {args.idle_frames}: expected at least 1 frame")
     site = read_site(args.site, reid_model=args.reid_model)
     command = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    if args.address and args.engine != "ray":
+        raise InputError("--address names a Ray cluster; add --engine ray")
     result = run_live(site, args.output_dir, speed, overwrite=args.overwrite, idle_frames=args.idle_frames,
-                      command=command)
+                      command=command, engine=args.engine, address=args.address)
     rep = result.report
     lat = rep["latency_seconds"]
     ev = rep["events"]

@@ -123,15 +123,71 @@ def _camera_main(cam: Camera, options: SiteOptions, out_dir: str, sink: Any, spe
         sys.exit(1)
 
 
-def run_live(site: Site, output_dir: str | Path, speed: float | None = 1.0, *, overwrite: bool = False,
-             idle_frames: int = 50, on_camera_start: Callable[[str, int], None] | None = None,
-             command: dict[str, Any] | None = None) -> LiveRunResult:
-    """Replay ``site`` as if live into ``output_dir`` (module docstring)."""
-    import multiprocessing
+class Associator:
+    """The site's side of a replay: the :class:`LiveAssociator`, ``events.jsonl`` and what the cameras said.
 
-    from trackreid.associate.live import LiveAssociator
+    Cameras send it ``(kind, camera, payload, ...)`` messages through :meth:`put` (``started``,
+    ``track`` with the time it was sent, ``done``, ``failed``); in-process for the local engine,
+    as one Ray actor for the Ray engine (:mod:`trackreid.live.ray_engine`)."""
 
-    out = Path(output_dir)
+    def __init__(self, cameras: list[str], config: Any, state: str, events: str) -> None:
+        from trackreid.associate.live import LiveAssociator
+
+        self.counts = {"assigned": 0, "merged": 0, "split": 0}
+        self.file = open(events, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.live = LiveAssociator(cameras, config, state=state, revise="background", on_event=self._write)
+        self.status = dict.fromkeys(cameras, "running")
+        self.info: dict[str, dict[str, Any]] = {n: {} for n in cameras}
+        self.failures: dict[str, str] = {}
+        self.latency: list[float] = []
+        self.skipped = 0
+
+    def _write(self, e: dict[str, Any]) -> None:
+        self.counts[e["event"]] += 1
+        self.file.write(json.dumps(e) + "\n")
+        self.file.flush()
+
+    def put(self, item: tuple[Any, ...]) -> None:
+        kind, name, payload, *rest = item
+        if kind == "track":
+            if self.live.has(name, payload.track_id):  # a rerun: associated before
+                self.skipped += 1
+                return
+            self.live.add(name, payload)
+            self.latency.append(time.time() - rest[0])
+        elif kind == "started":
+            self.info[name].update(payload)
+        elif kind == "done":
+            self.status[name] = "done"
+            self.info[name].update(payload)
+        elif kind == "failed":
+            self.fail(name, str(payload))
+
+    def fail(self, name: str, message: str) -> None:
+        if self.status[name] == "running":
+            self.status[name] = "failed"
+            self.failures[name] = message
+            log.error("camera %s failed: %s; the other cameras go on", name, message)
+
+    def poll(self) -> dict[str, str]:
+        self.live.poll()
+        return dict(self.status)
+
+    def finish(self) -> dict[str, Any]:
+        """The last revision; what the report and the files need."""
+        self.live.finish()
+        return {"global_ids": self.live.global_ids(), "stats": dict(self.live.stats), "tracks": self.live.n,
+                "identities": len(set(self.live.identity.tolist())), "threshold": self.live.threshold,
+                "status": dict(self.status), "info": self.info, "failures": dict(self.failures),
+                "latency": list(self.latency), "counts": dict(self.counts), "skipped": self.skipped}
+
+    def close(self) -> None:
+        self.live.close()
+        self.file.close()
+
+
+def prepare_output(out: Path, overwrite: bool) -> None:
+    """Check ``out`` and clear a finished run from it when ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is a file; --output-dir must be a folder")
     if overwrite:
@@ -142,29 +198,58 @@ def run_live(site: Site, output_dir: str | Path, speed: float | None = 1.0, *, o
         raise InputError(f"{out}: holds a finished live run ({REPORT}); pass --overwrite to replay it again or "
                          "choose another --output-dir")
     (out / CAMERAS).mkdir(parents=True, exist_ok=True)
+
+
+def run_live(site: Site, output_dir: str | Path, speed: float | None = 1.0, *, overwrite: bool = False,
+             idle_frames: int = 50, on_camera_start: Callable[[str, int], None] | None = None,
+             command: dict[str, Any] | None = None, engine: str = "local",
+             address: str | None = None) -> LiveRunResult:
+    """Replay ``site`` as if live into ``output_dir`` (module docstring); ``engine="ray"``: camera tasks on
+    the Ray cluster's nodes, the associator one actor on this node (:mod:`trackreid.live.ray_engine`)."""
+    import multiprocessing
+
+    out = Path(output_dir)
+    prepare_output(out, overwrite)
     names = [c.name for c in site.cameras]
-    events_file = open(out / EVENTS, "a", encoding="utf-8")  # noqa: SIM115 - closed in finally
-    counts = {"assigned": 0, "merged": 0, "split": 0}
+    t0 = time.time() + 0.5
+    clock0 = min(c.time_offset for c in site.cameras)
+    t_start = time.perf_counter()
+    if engine == "ray":
+        from trackreid.live import ray_engine
 
-    def write_event(e: dict[str, Any]) -> None:
-        counts[e["event"]] += 1
-        events_file.write(json.dumps(e) + "\n")
-        events_file.flush()
+        final = ray_engine.replay(site, out, speed, idle_frames, t0, clock0, address)
+    else:
+        final = _replay_local(site, out, speed, idle_frames, t0, clock0, on_camera_start, multiprocessing)
+    replay_seconds = time.perf_counter() - t_start
+    status, failures = final["status"], final["failures"]
+    association = _write_association(site, out, final, status, overwrite=True)
+    lat = np.asarray(final["latency"]) if final["latency"] else np.zeros(1)
+    report = {
+        "site": str(site.path), "speed": "max" if speed is None else speed, "idle_frames": idle_frames,
+        "engine": engine,
+        "cameras": {n: {"status": status[n], **final["info"][n], **({"error": failures[n]} if n in failures else {})}
+                    for n in names},
+        "tracks": final["tracks"], "identities": final["identities"], "events": final["counts"],
+        "tracks_skipped_as_already_associated": final["skipped"],
+        "latency_seconds": {"tracks": len(final["latency"]), "p50": round(float(np.percentile(lat, 50)), 4),
+                            "p99": round(float(np.percentile(lat, 99)), 4), "max": round(float(lat.max()), 4),
+                            "from": "the camera process finding the track ended to its identity"},
+        "associator": final["stats"], "threshold": final["threshold"], "seconds": round(replay_seconds, 2),
+        "command": command, "failures": [{"camera": n, "error": e} for n, e in failures.items()]}
+    tmp = out / f".{REPORT}.tmp"
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, out / REPORT)
+    return LiveRunResult(out, failures, report, association)
 
-    live = LiveAssociator(names, site.options.associate, state=out / STATE, revise="background",
-                          on_event=write_event)
+
+def _replay_local(site: Site, out: Path, speed: float | None, idle_frames: int, t0: float, clock0: float,
+                  on_camera_start: Callable[[str, int], None] | None, multiprocessing: Any) -> dict[str, Any]:
+    names = [c.name for c in site.cameras]
+    handler = Associator(names, site.options.associate, str(out / STATE), str(out / EVENTS))
     ctx = multiprocessing.get_context("spawn")
     sink = ctx.Queue()
     threads = max(1, (os.cpu_count() or 1) // len(names))
-    t0 = time.time() + 0.5
-    clock0 = min(c.time_offset for c in site.cameras)
     procs: dict[str, Any] = {}
-    status: dict[str, str] = {}
-    info: dict[str, dict[str, Any]] = {n: {} for n in names}
-    failures: dict[str, str] = {}
-    latency: list[float] = []
-    skipped = 0
-    t_start = time.perf_counter()
     try:
         for cam in site.cameras:
             p = ctx.Process(target=_camera_main, name=f"trackreid-live-{cam.name}", daemon=True,
@@ -172,65 +257,28 @@ def run_live(site: Site, output_dir: str | Path, speed: float | None = 1.0, *, o
                                   threads, idle_frames))
             p.start()
             procs[cam.name] = p
-            status[cam.name] = "running"
             if on_camera_start is not None and p.pid is not None:
                 on_camera_start(cam.name, p.pid)
-        while "running" in status.values():
+        while "running" in handler.status.values():
             try:
-                kind, name, payload, *rest = sink.get(timeout=0.2)
+                item = sink.get(timeout=0.2)
             except queue.Empty:
-                live.poll()
+                handler.poll()
                 for n, p in procs.items():
-                    if status[n] == "running" and not p.is_alive():
-                        status[n] = "failed"
-                        failures[n] = f"the camera process died (exit code {p.exitcode})"
-                        log.error("camera %s: %s; the other cameras go on", n, failures[n])
+                    if handler.status[n] == "running" and not p.is_alive():
+                        handler.fail(n, f"the camera process died (exit code {p.exitcode})")
                 continue
-            if kind == "track":
-                if live.has(name, payload.track_id):  # a rerun: associated before
-                    skipped += 1
-                    continue
-                live.add(name, payload)
-                latency.append(time.time() - rest[0])
-            elif kind == "started":
-                info[name].update(payload)
-            elif kind == "done":
-                status[name] = "done"
-                info[name].update(payload)
-            elif kind == "failed":
-                status[name] = "failed"
-                failures[name] = str(payload)
-                log.error("camera %s failed: %s; the other cameras go on", name, payload)
-        live.finish()
-        replay_seconds = time.perf_counter() - t_start
-        association = _write_association(site, out, live, status, overwrite=True)
-        lat = np.asarray(latency) if latency else np.zeros(1)
-        report = {
-            "site": str(site.path), "speed": "max" if speed is None else speed, "idle_frames": idle_frames,
-            "cameras": {n: {"status": status[n], **info[n], **({"error": failures[n]} if n in failures else {})}
-                        for n in names},
-            "tracks": live.n, "identities": len(set(live.identity.tolist())), "events": counts,
-            "tracks_skipped_as_already_associated": skipped,
-            "latency_seconds": {"tracks": len(latency), "p50": round(float(np.percentile(lat, 50)), 4),
-                                "p99": round(float(np.percentile(lat, 99)), 4),
-                                "max": round(float(lat.max()), 4),
-                                "from": "the camera process finding the track ended to its identity"},
-            "associator": live.stats, "threshold": live.threshold, "seconds": round(replay_seconds, 2),
-            "command": command, "failures": [{"camera": n, "error": e} for n, e in failures.items()]}
-        tmp = out / f".{REPORT}.tmp"
-        tmp.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, out / REPORT)
-        return LiveRunResult(out, failures, report, association)
+            handler.put(item)
+        return handler.finish()
     finally:
-        live.close()
-        events_file.close()
+        handler.close()
         for p in procs.values():
             if p.is_alive():
                 p.terminate()
             p.join(5)
 
 
-def _write_association(site: Site, out: Path, live: Any, status: dict[str, str], overwrite: bool) -> Any:
+def _write_association(site: Site, out: Path, final: dict[str, Any], status: dict[str, str], overwrite: bool) -> Any:
     """The files of ``trackreid associate`` for the cameras that finished, with the live identities."""
     from trackreid.associate import CameraInput, associate, write_association
 
@@ -240,7 +288,7 @@ def _write_association(site: Site, out: Path, live: Any, status: dict[str, str],
     cams = [CameraInput(c.name, out / CAMERAS / c.name, fps=c.fps, time_offset=c.time_offset, tracks=c.tracks)
             for c in done]
     result = associate(cams, site.options.associate)
-    ids = live.global_ids()
+    ids = final["global_ids"]
     next_id = 1 + max((g for m in ids.values() for g in m.values()), default=0)
     global_ids: dict[str, dict[int, int]] = {}
     for cam, m in result.global_ids.items():
@@ -255,6 +303,7 @@ def _write_association(site: Site, out: Path, live: Any, status: dict[str, str],
     _, result.labels = np.unique(np.asarray(rows, np.int64), return_inverse=True)
     result.global_ids = global_ids
     result.summary["live"] = {"identities_from": "trackreid live (the live associator's final identities)",
-                              "revisions": live.stats["revisions"], "changes_refused": live.stats["changes_refused"]}
+                              "revisions": final["stats"]["revisions"],
+                              "changes_refused": final["stats"]["changes_refused"]}
     write_association(result, out / ASSOCIATE, overwrite=overwrite)
     return result
