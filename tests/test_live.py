@@ -239,3 +239,30 @@ def test_background_revisions_reach_the_offline_answer() -> None:
         assert len(pairs) == len({g for g, _ in pairs}) == len({lab for _, lab in pairs})
         ids = {snap.label(r): int(g) for r, g in enumerate(live.identity.tolist())}
         assert _violations(snap, ep, config, ids) == []
+
+
+def test_a_cameras_kept_boxes_give_the_motion_of_the_whole_track(tmp_path: Path) -> None:
+    from trackreid.associate.motion import Endpoints
+    from trackreid.io.mot import read_mot
+    from trackreid.live.camera import _Boxes
+    from trackreid.sample import make_sample
+
+    make_sample(tmp_path, seconds=6.0, width=320, height=240, people=4, seed=5)
+    trk = read_mot(tmp_path / "sample_tracks.txt")
+    fps = 25.0
+    ids = np.unique(trk.track_id)
+    full = Endpoints.empty(len(ids))
+    full.fill(np.arange(len(ids)), ids, trk, fps)
+    assert full.known.all()
+    for r, tid in enumerate(ids.tolist()):
+        m = trk.track_id == tid
+        kept = _Boxes(max(2, int(round(fps))))
+        for f, box in sorted(zip(trk.frame[m].tolist(), trk.xywh[m].tolist(), strict=True)):
+            kept.add(f, np.array(box))
+        frames, xywh = kept.arrays()
+        assert len(frames) < m.sum()  # long tracks: only the two ends are kept
+        t = LiveTrack.from_boxes(tid, frames, xywh, np.ones(4), fps)
+        assert t.motion is not None
+        np.testing.assert_allclose(t.motion[:5], [*full.start_xy[r], *full.start_v[r], full.start_h[r]])
+        np.testing.assert_allclose(t.motion[5:], [*full.end_xy[r], *full.end_v[r], full.end_h[r]])
+        assert (t.start, t.end) == ((trk.frame[m].min() - 1) / fps, (trk.frame[m].max() - 1) / fps)
