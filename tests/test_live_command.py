@@ -102,3 +102,34 @@ def test_a_camera_process_that_dies_does_not_stop_the_others(site_file: Path, tm
     events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
     assert {e["tracks"][0].split(":")[0] for e in events if e["event"] == "assigned"} == {"cam1"}
     assert np.isfinite(result.report["latency_seconds"]["p99"])
+
+
+def test_a_killed_replay_continues_from_its_state_on_rerun(site_file: Path, tmp_path: Path) -> None:
+    import time
+
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, "-m", "trackreid", "live", "--site", str(site_file), "--output-dir", str(out),
+           "--speed", "max", "--idle-frames", "5"]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    events = out / "events.jsonl"
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if events.is_file() and events.read_bytes().count(b"\n") >= 1:
+            os.killpg(proc.pid, signal.SIGKILL)  # the command and its camera processes
+            break
+        time.sleep(0.01)
+    proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL, "the replay finished before it could be killed"
+    assert not (out / "live.json").exists()
+    again = _cli("--site", str(site_file), "--output-dir", str(out), "--speed", "max", "--idle-frames", "5")
+    assert again.returncode == 0, again.stderr
+    report = json.loads((out / "live.json").read_text())
+    assert report["tracks_skipped_as_already_associated"] >= 1  # continued: not associated a second time
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["seq"] for e in lines] == list(range(1, len(lines) + 1))  # every event once, in order
+    final = json.loads((out / "associate" / "global_ids.json").read_text())
+    assigned = [e["tracks"][0] for e in lines if e["event"] == "assigned"]
+    assert len(assigned) == len(set(assigned)) == sum(len(m) for m in final.values())
+    assert replay_events(lines)[-1] == {f"{c}:{t}": g for c, m in final.items() for t, g in m.items()}

@@ -220,7 +220,8 @@ class LiveAssociator:
         self.threshold: float | None = None if config.threshold == "auto" else float(config.threshold)
         self.revised_rows = 0  # tracks covered by the last revision applied
         self.seq = 0
-        self.stats = {"revisions": 0, "revision_seconds": 0.0, "changes_refused": 0, "late_tracks_split": 0}
+        self.stats = {"revisions": 0, "revision_seconds": 0.0, "changes_refused": 0, "late_tracks_split": 0,
+                      "revisions_failed": 0}
         self._pool: ProcessPoolExecutor | None = None
         self._future: Future[tuple[int, np.ndarray, float, float]] | None = None
         self._db: sqlite3.Connection | None = None
@@ -445,8 +446,15 @@ class LiveAssociator:
         out: list[dict[str, Any]] = []
         if self._future is not None and self._future.done():
             fut, self._future = self._future, None
-            n0, labels, thr, seconds = fut.result()
-            out = self._apply(n0, labels, thr, seconds)
+            try:
+                n0, labels, thr, seconds = fut.result()
+            except Exception as e:  # noqa: BLE001 - the answers stand; the next revision tries again
+                self.stats["revisions_failed"] += 1
+                log.error("live: a revision failed (%s: %s); the identities stand, the next revision tries again",
+                          type(e).__name__, e)
+                self._pool = None  # a broken pool (its process killed) is replaced
+            else:
+                out = self._apply(n0, labels, thr, seconds)
         if self.revise_mode == "background":
             self._submit()
         return out

@@ -134,8 +134,12 @@ class Associator:
         from trackreid.associate.live import LiveAssociator
 
         self.counts = {"assigned": 0, "merged": 0, "split": 0}
-        self.file = open(events, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.live = LiveAssociator(cameras, config, state=state, revise="background", on_event=self._write)
+        written = _complete_lines(Path(events))
+        self.file = open(events, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        if self.live.n:  # a rerun after a kill: the events stored but not yet written, once
+            for e in self.live.events(since=written):
+                self._write(e)
         self.status = dict.fromkeys(cameras, "running")
         self.info: dict[str, dict[str, Any]] = {n: {} for n in cameras}
         self.failures: dict[str, str] = {}
@@ -184,6 +188,19 @@ class Associator:
     def close(self) -> None:
         self.live.close()
         self.file.close()
+
+
+def _complete_lines(path: Path) -> int:
+    """The last event ``seq`` in ``path``, after cutting a line a killed writer left half-written (0: none)."""
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    keep = data[: data.rfind(b"\n") + 1]
+    if len(keep) != len(data):
+        with open(path, "r+b") as f:
+            f.truncate(len(keep))
+    lines = keep.splitlines()
+    return int(json.loads(lines[-1])["seq"]) if lines else 0
 
 
 def prepare_output(out: Path, overwrite: bool) -> None:
