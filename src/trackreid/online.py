@@ -196,7 +196,7 @@ class OnlineCollector:
                                     "crops_candidates",
                                     "frames_decoded", "frames_skipped_unreferenced"), 0)
         self.finished = False
-        self._ended: list[int] = []  # tracks closed since the last ended() call
+        self._ended: list[int] | None = None  # tracks closed since the last ended() call (once it was called)
 
     # -- the loop ---------------------------------------------------------------------------
     def update(self, frame_index: int, frame: np.ndarray | Picture, tracks: Any) -> None:
@@ -306,7 +306,8 @@ class OnlineCollector:
         tr = self.tracks[tid]
         tr.open = False
         self.open_ids.discard(tid)
-        self._ended.append(tid)
+        if self._ended is not None:
+            self._ended.append(tid)
         chosen, dropped, tr.topped_up = tr.choose(self.config.sampling.max_crops_per_track)
         for d in dropped:
             _drop(d)
@@ -363,7 +364,10 @@ class OnlineCollector:
         """Tracks that ended since the last call, each ``(track id, first frame, last frame, track feature)``
         (the feature as :func:`~trackreid.extract.aggregate` makes it): for live association
         (:mod:`trackreid.live`). Their waiting crops are embedded now, not when a batch fills. ``final``: the
-        stream is over, every open track ends (call :meth:`finish` afterwards for the files)."""
+        stream is over, every open track ends (call :meth:`finish` afterwards for the files). Tracks are
+        recorded from the first call on (a collector nobody asks keeps no list)."""
+        if self._ended is None:
+            self._ended = []
         if final:
             for tid in sorted(self.open_ids):
                 self._close(tid)

@@ -66,6 +66,7 @@ class LiveCamera:
         self.boxes: dict[int, _Boxes] = {}
         self.sent: set[int] = set()
         self.reappeared = 0
+        collector.ended()  # from now on the collector records the tracks that end
 
     def update(self, frame_index: int, frame: np.ndarray | Picture, rows: Any) -> list[LiveTrack]:
         """One frame and its tracks (``track id, x0, y0, x1, y1``, 0-based pixels, as
