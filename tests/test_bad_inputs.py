@@ -419,6 +419,10 @@ BAD: list[Bad] = [
                                                                               .parent), "--reid-model", str(k.weights),
                                                     "--output-dir", str(t / "out")],
         ("track_metadata.json", "tracks")),
+    Bad("live-missing-site", lambda k, t: ["live", "--site", str(t / "missing.yml"), "--output-dir", str(t / "out")],
+        ("missing.yml", "no such", "--site")),
+    Bad("live-bad-speed", lambda k, t: ["live", "--site", str(t / "missing.yml"), "--output-dir", str(t / "out"),
+                                        "--speed", "fast"], ("--speed 'fast'", "max")),
 ]
 
 

@@ -139,3 +139,22 @@ def test_a_killed_ray_driver_resumes_with_only_the_missing_segments(cluster: Any
     assert result.failures == {}
     assert_same_features(out, ray_clean, CAMS)
     assert no_partial_files(out) == []
+
+
+def test_live_replay_with_camera_tasks_on_other_nodes_and_the_associator_as_one_actor(
+        cluster: Any, ray_site: Path, tmp_path: Path) -> None:
+    import json
+
+    from tests.test_live import replay_events
+    from trackreid.live.replay import run_live
+
+    out = tmp_path / "live"
+    result = run_live(read_site(ray_site), out, None, idle_frames=5, engine="ray")
+    assert result.ok, result.failures
+    cams = result.report["cameras"]
+    assert {c["status"] for c in cams.values()} == {"done"}
+    assert len({c["node"] for c in cams.values()}) >= 2  # spread over the cluster's nodes
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    final = json.loads((out / "associate" / "global_ids.json").read_text())
+    assert sum(len(m) for m in final.values()) == result.report["tracks"] > 0
+    assert replay_events(events)[-1] == {f"{c}:{t}": g for c, m in final.items() for t, g in m.items()}

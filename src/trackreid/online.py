@@ -196,6 +196,7 @@ class OnlineCollector:
                                     "crops_candidates",
                                     "frames_decoded", "frames_skipped_unreferenced"), 0)
         self.finished = False
+        self._ended: list[int] | None = None  # tracks closed since the last ended() call (once it was called)
 
     # -- the loop ---------------------------------------------------------------------------
     def update(self, frame_index: int, frame: np.ndarray | Picture, tracks: Any) -> None:
@@ -305,6 +306,8 @@ class OnlineCollector:
         tr = self.tracks[tid]
         tr.open = False
         self.open_ids.discard(tid)
+        if self._ended is not None:
+            self._ended.append(tid)
         chosen, dropped, tr.topped_up = tr.choose(self.config.sampling.max_crops_per_track)
         for d in dropped:
             _drop(d)
@@ -356,6 +359,35 @@ class OnlineCollector:
             self.stages["embed"] += time.perf_counter() - t
             for c, f in zip(chunk, feats, strict=True):
                 c.feature, c.pixels = f, None
+
+    def ended(self, final: bool = False) -> list[tuple[int, int, int, np.ndarray]]:
+        """Tracks that ended since the last call, each ``(track id, first frame, last frame, track feature)``
+        (the feature as :func:`~trackreid.extract.aggregate` makes it): for live association
+        (:mod:`trackreid.live`). Their waiting crops are embedded now, not when a batch fills. ``final``: the
+        stream is over, every open track ends (call :meth:`finish` afterwards for the files). Tracks are
+        recorded from the first call on (a collector nobody asks keeps no list)."""
+        if self._ended is None:
+            self._ended = []
+        if final:
+            for tid in sorted(self.open_ids):
+                self._close(tid)
+        if not self._ended:
+            return []
+        self._embed(force=True)
+        out = []
+        for tid in dict.fromkeys(self._ended):
+            tr = self.tracks[tid]
+            if tr.open:  # came back before anyone asked
+                continue
+            cands = [c for c in tr.candidates() if c.feature is not None]
+            if not cands:
+                continue
+            feats = np.asarray([c.feature for c in cands], np.float32)
+            frames = np.asarray([c.frame for c in cands], np.int64)
+            tf = aggregate(np.full(len(cands), tid, np.int64), frames, feats, {}, feats.shape[1])
+            out.append((tid, tr.first, tr.last, tf.features[0]))
+        self._ended.clear()
+        return out
 
     # -- the end --------------------------------------------------------------------------------
     def finish(self) -> ExtractResult:

@@ -178,6 +178,14 @@ class Constraints:
             self.cannot.setdefault(a, set()).add(b)
             self.cannot.setdefault(b, set()).add(a)
 
+    def add_track(self, start: float, end: float, camera: int) -> int:
+        """One more track, its row (live association, :mod:`trackreid.associate.live`): :meth:`check` and
+        :meth:`violation` see it; :attr:`tracks` (read by :meth:`overlapping` and :meth:`describe`) does not."""
+        self.start.append(float(start))
+        self.end.append(float(end))
+        self.camera.append(int(camera))
+        return len(self.start) - 1
+
     def with_topology(self, topology: str | Path | Mapping[str, Any] | None) -> Constraints:
         """The same constraints with another topology (the motion endpoints are shared, not re-read)."""
         return Constraints(self.tracks, topology, self.max_gap, self.revisit_gap, self.motion,

@@ -35,6 +35,7 @@ SUBCOMMANDS = (
     "run",
     "index",
     "search",
+    "live",
 )
 
 
