@@ -426,7 +426,7 @@ def extract(
     inputs = open_inputs(source, tracks, config)
     src = inputs.source
     stage = OutputStage(out, config.overwrite, config.save_crops) if out is not None else None
-    stages: dict[str, float] = {}
+    stages: dict[str, float] = {"plan": time.perf_counter() - t0}  # open, read tracks, demux index, plan
     try:
         with output_errors(out):
             feats, filled = embed_plan(src, inputs.plan, embedder, stage.crops_dir if stage else None, config,
