@@ -103,8 +103,11 @@ def summary(result: Any) -> str:
         f"{'Crops embedded:':<20}{st['crops_embedded']} ({meta['timing']['crops_per_second']} crops/s, "
         f"{meta['timing']['seconds']:.1f} s)",
         f"{'Model:':<20}{meta['model'].get('name')} ({meta['model'].get('arch')}, {meta['backend'].get('backend')})",
-        "=" * 70,
     ]
+    if st.get("crops_moved_to_decoded_frames"):
+        lines.append(f"{'Frames decoded:':<20}{st['frames_decoded']} ({st['crops_moved_to_decoded_frames']} crops "
+                     "moved by at most --max-shift frames onto frames decoded anyway)")
+    lines.append("=" * 70)
     skipped = {k: v for k, v in st.items() if k.startswith(("dropped_", "boxes_empty", "boxes_past", "crops_past"))
                and v}
     if skipped:
