@@ -1,10 +1,11 @@
 """The main job: video + MOT tracks -> per-track OSNet features.
 
-plan (which boxes) -> decode (one forward pass; unneeded groups of pictures and unreferenced
-pictures skipped; only the sampled boxes converted from YUV) -> crop -> embed (batched) ->
-aggregate -> write. :func:`aggregate`, :func:`build_metadata` and :class:`OutputStage` are
-shared with online extraction (:mod:`trackreid.online`). Decoding and cropping run in a
-producer thread while the calling thread runs inference, through a queue of at most
+plan (which boxes; crops moved off unreferenced pictures, :mod:`trackreid.sampling`) -> decode
+(one forward pass; unneeded groups of pictures and unreferenced pictures skipped; only the
+sampled boxes converted from YUV) -> crop -> embed (batched) -> aggregate -> write.
+:func:`aggregate`, :func:`build_metadata` and :class:`OutputStage` are shared with online
+extraction (:mod:`trackreid.online`). Decoding and cropping run in a producer thread while
+the calling thread runs inference, through a queue of at most
 ``queue_batches`` batches, so memory is bounded by the batch size, not by the video's length.
 
 Outputs (see docs/formats.md): ``track_features.pkl`` (the seed's structure),
@@ -63,8 +64,9 @@ class ExtractConfig:
     tracks_format: str = "auto"
     overwrite: bool = False
     queue_batches: int = 3
-    # PyAV by the timestamp index: keyframe seeks for sparse samples, unreferenced H.264 pictures
-    # not decoded, crops converted from YUV (timestamps checked). False: OpenCV, every frame.
+    # PyAV by the timestamp index: keyframe seeks for sparse samples, unreferenced pictures (H.264,
+    # HEVC, MPEG-4) not decoded, crops converted from YUV (timestamps checked). False: OpenCV, every
+    # frame. The crops are the same either way (codec-aware sampling reads the file, not the decoder).
     seek: bool = True
 
 

@@ -12,11 +12,12 @@ With PyAV (the ``av`` extra) a video is decoded less and converted less:
 * :meth:`FrameSource.pictures` yields :class:`Picture` objects: a crop is converted from the
   decoder's YUV 4:2:0 planes to BGR for its own pixels only (:class:`YuvPicture`), never the
   whole frame.
-* H.264 packets whose pictures no other picture references (``nal_ref_idc == 0`` in every
-  slice, e.g. non-reference B frames) and that hold no wanted frame are not sent to the
-  decoder at all; frames are then numbered by their presentation timestamps from the
-  demuxing index (every decoded frame is checked against it; anything unexpected falls back
-  to decoding every frame).
+* Packets whose pictures no other picture references (H.264 ``nal_ref_idc == 0``, HEVC
+  sub-layer non-reference pictures, MPEG-4 Part 2 B-VOPs: :func:`_picture_test`) and that hold
+  no wanted frame are not sent to the decoder at all (:meth:`FrameSource.referenced_frames`
+  tells the sampling which frames those are, so crops can avoid them); frames are then
+  numbered by their presentation timestamps from the demuxing index (every decoded frame is
+  checked against it; anything unexpected falls back to decoding every frame).
 * Decoder threads: see :func:`configure_threads`.
 """
 
