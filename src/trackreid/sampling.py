@@ -200,8 +200,8 @@ def snap_to_decoded(track_frames: list[np.ndarray], picks: list[np.ndarray], kin
         fr, p = track_frames[t], int(new[t][i])
         k0 = int(fr[p])
         lo, hi = np.searchsorted(fr, [k0 - max_shift, k0 + max_shift + 1])
-        taken = set(new[t].tolist())
-        cands = [j for j in range(lo, hi) if j not in taken and kind[t][j] >= kind[t][p] and ok(int(fr[j]))]
+        taken = set(fr[new[t]].tolist())  # frames: a track with two boxes on one frame still gets one crop there
+        cands = [j for j in range(lo, hi) if int(fr[j]) not in taken and kind[t][j] >= kind[t][p] and ok(int(fr[j]))]
         if not cands:
             return False
         j = min(cands, key=lambda j: (abs(int(fr[j]) - k0), int(fr[j])))
