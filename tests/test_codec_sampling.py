@@ -180,3 +180,19 @@ def test_snapped_crops_are_the_same_whichever_decoder_runs(clips: dict[str, tupl
     wanted = sorted(set(fast.features.frame_indices.tolist()))
     for k, img in VideoFileSource(video).frames(wanted):
         assert _read_stamp(img) == k  # the frames numbered as the tracks file numbers them
+
+
+def test_a_repeated_box_never_gives_a_track_two_crops_of_one_frame() -> None:
+    """A tracks file may repeat a (track, frame) box; a moved crop never lands on a frame already cropped."""
+    frames = np.repeat(np.arange(1, 41), 2)  # every box twice
+    n = len(frames)
+    xywh = np.tile([10.0, 10.0, 30.0, 80.0], (n, 1))
+    trk = Tracks(frames.astype(np.int64), np.ones(n, np.int64), xywh, np.ones(n, np.float32), np.ones(n, np.float32))
+    ref = np.arange(1, 41) % 3 == 0  # two unreferenced frames out of three
+    plain = plan_samples(trk, W, H, SamplingConfig(max_crops_per_track=20))
+    snapped = plan_samples(trk, W, H, SamplingConfig(max_crops_per_track=20), referenced=ref)
+    assert snapped.stats["crops_moved_to_decoded_frames"] > 0
+    moved = snapped.frame[snapped.shift != 0]
+    assert len(set(moved.tolist())) == len(moved)
+    assert not set(moved.tolist()) & set(snapped.frame[snapped.shift == 0].tolist())
+    assert len(snapped) == len(plain)
