@@ -1,29 +1,34 @@
-"""End-to-end extraction speed against decode-only and two pipelines written here, in one run.
+"""End-to-end extraction speed against decode-only and a competent pipeline, paired, on a clip matrix.
 
-Generates two 1080p H.264 videos of a synthetic street scene with exact tracks (PyAV, x264
-veryfast, crf 23, keyframe every 250 frames; cached in runs/bench/):
+The matrix (benchmarks/_clips.py): one scene of real people (CUHK03 crops walking over a
+panning MOT17 frame, exact tracks) encoded as others encode it: x264 medium (others'
+default: 3 B-frames with b-pyramid, keyframe every 250), veryfast, ultrafast (no B-frames),
+keyframe every 30, HEVC, MPEG-4 Part 2 with B-frames, VP9; 720p and 1080p; dense (tracks
+crossing in 8 s, 2.5 new a second: 300 tracks in 2 minutes) and sparse (20 tracks the whole
+clip). The default matrix (9 cells of 24 s) runs in a few minutes once its clips are cached
+(``--cache``); ``--full`` runs every cell (``--seconds 120`` for issue 23's 2-minute clips).
 
-* 30 s, 16 people walking across the whole video (160 crops);
-* 120 s, 300 people crossing in about 8 s each (300 tracks, 3,000 crops).
+On each cell, every pipeline in a fresh subprocess (so peak memory is its own), back to back:
 
-and measures on each, every pipeline in a fresh subprocess (so peak memory is its own):
-
-* ``trackreid``: the real ``extract`` call, with its per-stage seconds (decode, convert,
-  crop, embed, write; stages overlap: decoding runs in a producer thread);
-* ``trackreid, every frame converted``: the same with ``seek=False``, the OpenCV
-  grab/retrieve pass that converts each sampled frame whole (the path before crops were
-  converted from YUV and unreferenced frames skipped);
+* ``trackreid``: the real ``extract`` call, with its per-stage seconds (plan, decode,
+  convert, crop, embed, write; stages overlap: decoding runs in a producer thread) and its
+  startup (imports, model and session) reported apart;
 * ``decode-only``: OpenCV decoding every frame and nothing else (a ``grab()`` loop);
 * ``competent``: one sequential OpenCV pass (grab every frame, retrieve the sampled ones),
   crops batched 64 at a time through eager PyTorch with torchreid-style preprocessing (RGB,
-  bilinear resize to 256x128, /255, ImageNet mean/std);
-* ``online`` (with ``--online``): an OpenCV ``read()`` loop standing in for the tracker's
+  bilinear resize to 256x128, /255, ImageNet mean/std), on trackreid's crops;
+* ``trackreid, every frame converted`` (``--every-frame``): ``seek=False``, the OpenCV pass;
+* ``online`` (``--online``): an OpenCV ``read()`` loop standing in for the tracker's
   decoding, feeding :class:`trackreid.online.OnlineCollector`;
-* ``naive``: seek to each sampled frame with OpenCV (``CAP_PROP_POS_FRAMES``), one crop at a
-  time through eager PyTorch; run on the first ``--naive-crops`` crops and extrapolated.
+* ``naive`` (``--naive``): seek to each sampled frame with OpenCV (``CAP_PROP_POS_FRAMES``),
+  one crop at a time through eager PyTorch; run on ``--naive-crops`` crops, extrapolated.
 
-It prints the largest cosine difference between trackreid's crop features and the competent
-pipeline's (same crops, different decoder path and backend).
+One table: frames decoded, crops moved by codec-aware sampling, stage seconds, e2e /
+decode-only, competent / e2e, and the largest cosine difference between trackreid's crop
+features and the competent pipeline's (same crops, other decoder path and backend). The
+noise check (``--noise``; by default on the first cell and the first HEVC one) compares the
+track features of the codec-aware plan with the plain even plan's, against the noise of
+moving every crop of the plain plan one frame.
 
     python benchmarks/extract_bench.py --weights ../shared/data/weights/osnet_x0_25_msmt17.pth
 """
@@ -40,7 +45,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _clips import Cell, full_cells, make_clips, quick_cells
 
+STARTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "runs" / "bench"
 
@@ -84,13 +91,13 @@ def _embedder(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return Embedder(TorchBackend(loaded, resolve_device("cpu")), args.batch_size)
 
 
-def _plan(video: Path, tracks: Path, n: int):  # type: ignore[no-untyped-def]
-    from trackreid.io.mot import read_mot
-    from trackreid.io.video import FrameSource
-    from trackreid.sampling import SamplingConfig, plan_samples
+def _plan(video: Path, tracks: Path, n: int, max_shift: int = 2):  # type: ignore[no-untyped-def]
+    """The source and the plan ``extract`` makes (codec-aware unless ``max_shift`` is 0)."""
+    from trackreid.extract import ExtractConfig, open_inputs
+    from trackreid.sampling import SamplingConfig
 
-    src = FrameSource.open(video)
-    return src, plan_samples(read_mot(tracks), src.info.width, src.info.height, SamplingConfig(n))
+    inputs = open_inputs(video, tracks, ExtractConfig(SamplingConfig(n, max_shift=max_shift)))
+    return inputs.source, inputs.plan
 
 
 def _competent(video: Path, plan, weights: str | None, arch: str) -> tuple[np.ndarray, float]:  # type: ignore[no-untyped-def]
@@ -158,16 +165,21 @@ def worker(args: argparse.Namespace) -> dict[str, object]:
         from trackreid.extract import ExtractConfig, extract
         from trackreid.sampling import SamplingConfig
 
+        imported = time.perf_counter()
         emb = _embedder(args)
+        built = time.perf_counter()
         emb.embed([np.zeros((256, 128, 3), np.uint8)])  # session warm-up, as a long run amortises it
         t0 = time.perf_counter()
         res = extract(video, tracks, emb, Path(args.out),
                       ExtractConfig(SamplingConfig(args.crops), overwrite=True, seek=args.mode == "trackreid"))
-        crops_n = int(res.metadata["stats"]["crops_embedded"])
-        extra = {"stages": res.metadata["timing"]["stages_seconds"],
-                 "decoded": res.metadata["stats"]["frames_decoded"],
-                 "skipped": res.metadata["stats"]["frames_skipped_unreferenced"]}
+        st = res.metadata["stats"]
+        crops_n = int(st["crops_embedded"])
+        extra = {"stages": res.metadata["timing"]["stages_seconds"], "decoded": st["frames_decoded"],
+                 "skipped": st["frames_skipped_unreferenced"], "moved": st.get("crops_moved_to_decoded_frames", 0),
+                 "startup": {"imports": imported - STARTED, "model": built - imported, "warm_up": t0 - built}}
         np.save(Path(args.out) / "crop_features.npy", res.features.all_features)
+    elif args.mode == "noise":
+        extra = noise_check(video, tracks, args)
     elif args.mode == "online":
         from trackreid.io.mot import read_mot
         from trackreid.online import OnlineCollector, OnlineConfig
@@ -246,47 +258,86 @@ def run_mode(mode: str, video: Path, tracks: Path, args: argparse.Namespace) -> 
     return dict(json.loads(r.stdout.strip().splitlines()[-1]))
 
 
-def bench_clip(video: Path, tracks: Path, args: argparse.Namespace) -> None:
-    n_tracks = len({line.split(",")[1] for line in tracks.read_text().splitlines()})
-    info = _plan(video, tracks, args.crops)[0].info
-    print(f"\n### {video.name}: {info.width}x{info.height} H.264, {info.frame_count} frames, {n_tracks} tracks, "
-          f"max {args.crops} crops/track\n")
-    rows = [("trackreid extract (end to end)", run_mode("trackreid", video, tracks, args))]
-    ours = np.load(CACHE / "out" / "crop_features.npy")
-    rows.append(("trackreid, every sampled frame converted whole (seek=False)",
-                 run_mode("trackreid-full", video, tracks, args)))
-    rows.append(("decode-only: OpenCV grab() of every frame", run_mode("grab", video, tracks, args)))
-    rows.append(("competent: one OpenCV pass, batches of 64, eager torch", run_mode("competent", video, tracks, args)))
+def noise_check(video: Path, tracks: Path, args: argparse.Namespace) -> dict[str, object]:
+    """Per-track cosine of the codec-aware plan's features with the plain even plan's, and of the
+    plain plan moved one frame (every crop to the track's box on the next frame, else the one before)."""
+    from trackreid.extract import ExtractConfig, aggregate, embed_plan
+    from trackreid.io.mot import read_mot
+    from trackreid.progress import NullProgress
+    from trackreid.sampling import SamplePlan, SamplingConfig, assess_boxes, mot_to_xyxy
+
+    emb = _embedder(args)
+    src, plain = _plan(video, tracks, args.crops, max_shift=0)
+    snapped = _plan(video, tracks, args.crops)[1]
+    trk = read_mot(tracks)
+    q = assess_boxes(trk.frame, mot_to_xyxy(trk.xywh), src.info.width, src.info.height, SamplingConfig())
+    box = {(int(t), int(k)): q.clipped[i] for i, (t, k) in enumerate(zip(trk.track_id, trk.frame, strict=True))}
+    frames: list[int] = []
+    used: dict[int, set[int]] = {}  # per track: frames of its plain crops and of the moved ones so far
+    for t, k in zip(plain.track_id.tolist(), plain.frame.tolist(), strict=True):
+        taken = used.setdefault(t, set(plain.frame[plain.track_id == t].tolist()))
+        frames.append(next((j for j in (k + 1, k - 1) if (t, j) in box and j not in taken), k))
+        taken.add(frames[-1])
+    fr = np.asarray(frames)
+    moved = SamplePlan(plain.track_id, fr, plain.ordinal, np.stack([box[(t, k)] for t, k in
+                                                                     zip(plain.track_id.tolist(), frames,
+                                                                         strict=True)]), plain.track_rows)
+    feats = {}
+    for name, plan in (("plain", plain), ("snapped", snapped), ("moved", moved)):
+        order = np.lexsort((plan.frame, plan.track_id))
+        f, ok = embed_plan(src, plan, emb, None, ExtractConfig(), NullProgress())
+        feats[name] = aggregate(plan.track_id[order][ok[order]], plan.frame[order][ok[order]], f[order][ok[order]],
+                                {}, f.shape[1]).features
+    cos_snap = np.sum(feats["plain"] * feats["snapped"], axis=1)
+    cos_move = np.sum(feats["plain"] * feats["moved"], axis=1)
+    return {"moved_crops": int(np.count_nonzero(plain.frame != snapped.frame)), "crops": len(plain),
+            "snapped_min": float(cos_snap.min()), "snapped_mean": float(cos_snap.mean()),
+            "one_frame_min": float(cos_move.min()), "one_frame_mean": float(cos_move.mean())}
+
+
+def bench_cell(cell: Cell, cache: Path, args: argparse.Namespace) -> dict[str, object]:
+    video, tracks = cell.paths(cache)
+    ours = run_mode("trackreid", video, tracks, args)
+    feats = np.load(CACHE / "out" / "crop_features.npy")
+    grab = run_mode("grab", video, tracks, args)
+    competent = run_mode("competent", video, tracks, args)
     theirs = np.load(CACHE / "out" / "competent_features.npy")
+    row: dict[str, object] = {"cell": cell.name, "ours": ours, "grab": grab, "competent": competent}
+    if args.every_frame:
+        row["every_frame"] = run_mode("trackreid-full", video, tracks, args)
     if args.online:
-        rows.append(("online: OpenCV read() of every frame (the tracker's decode) + OnlineCollector",
-                     run_mode("online", video, tracks, args)))
-    if not args.skip_naive:
-        naive = run_mode("naive", video, tracks, args)
-        rows.append((f"naive: seek + 1 crop at a time (measured on {naive['measured_crops']} crops, extrapolated)",
-                     naive))
-    base = rows[0][1]["seconds"]
-    print("| pipeline | wall s | crops | crops/s | peak RSS MB | vs trackreid |")
-    print("|---|---|---|---|---|---|")
-    for name, r in rows:
-        print(f"| {name} | {r['seconds']:.2f} | {r['crops']:.0f} | {r['crops'] / r['seconds']:.1f} | "
-              f"{r['peak_mb']:.0f} | {r['seconds'] / base:.2f}x |")
-    for name, r in rows[:2]:
-        st = r["stages"]
-        print(f"{name}: stages s " + ", ".join(f"{k} {v:.2f}" for k, v in st.items())
-              + f"; frames decoded {r['decoded']}, not decoded (unreferenced, not sampled) {r['skipped']}")
-    for name, r in rows:
-        if "collector_s" in r:
-            print(f"{name}: {r['collector_s']:.2f} s inside the collector (stages s "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items())
-                  + f"); crops cut {r['crops_cut']}, embedded {r['crops']}")
-    a = ours / np.linalg.norm(ours, axis=1, keepdims=True)
+        row["online"] = run_mode("online", video, tracks, args)
+    if args.naive:
+        row["naive"] = run_mode("naive", video, tracks, args)
+    a = feats / np.linalg.norm(feats, axis=1, keepdims=True)
     b = theirs / np.linalg.norm(theirs, axis=1, keepdims=True)
-    grab, competent = rows[2][1]["seconds"], rows[3][1]["seconds"]
-    print(f"end to end / decode-only = {base / grab:.2f}x; competent / end to end = {competent / base:.2f}x; "
-          f"max cosine difference vs competent over {len(a)} crops = {float(np.max(1 - np.sum(a * b, 1))):.2e}")
-    if not args.skip_naive:
-        print(f"naive / end to end = {rows[-1][1]['seconds'] / base:.1f}x")
+    row["max_cos_diff"] = float(np.max(1 - np.sum(a * b, 1)))
+    row["frames"] = grab["crops"]
+    return row
+
+
+def print_table(rows: list[dict]) -> None:  # type: ignore[type-arg]
+    print("\n| clip | frames | decoded | crops moved | stage s: plan / decode / convert / embed | e2e s | "
+          "decode-only s | competent s | e2e / decode-only | competent / e2e | max 1-cos vs competent | "
+          "meets <= 1.3x, >= 3x |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        o, g, c = r["ours"], r["grab"], r["competent"]
+        st = o["stages"]
+        stages = " / ".join(f"{st.get(k, 0):.2f}" for k in ("plan", "decode", "convert", "embed"))
+        ratio, speedup = o["seconds"] / g["seconds"], c["seconds"] / o["seconds"]
+        meets = "yes" if ratio <= 1.3 and speedup >= 3 else "**no**"
+        print(f"| {r['cell']} | {r['frames']} | {o['decoded']} | {o['moved']} of {o['crops']} | {stages} | "
+              f"{o['seconds']:.2f} | {g['seconds']:.2f} | {c['seconds']:.2f} | {ratio:.2f}x | {speedup:.2f}x | "
+              f"{r['max_cos_diff']:.1e} | {meets} |")
+    for r in rows:
+        for key, label in (("every_frame", "every frame converted (seek=False)"), ("online", "online"),
+                           ("naive", "naive (extrapolated)")):
+            if key in r:
+                sec = r[key]["seconds"]
+                print(f"{r['cell']}: {label} {sec:.2f} s = {sec / r['ours']['seconds']:.2f}x trackreid")
+    su = rows[0]["ours"]["startup"]
+    print("startup of the trackreid process (first cell): " + ", ".join(f"{k} {v:.2f} s" for k, v in su.items()))
 
 
 def main() -> None:
@@ -296,10 +347,17 @@ def main() -> None:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--crops", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--naive-crops", type=int, default=100)
-    ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--full", action="store_true", help="every cell of the matrix (default: 9 cells)")
+    ap.add_argument("--seconds", type=float, default=24.0, help="clip length (default 24; issue 23: 120)")
+    ap.add_argument("--cells", nargs="*", help="run only cells whose name contains one of these")
+    ap.add_argument("--cache", type=Path, default=CACHE / "matrix", help="where clips are made and kept")
+    ap.add_argument("--noise", nargs="*", default=None,
+                    help="cells to run the sampling-noise check on (default: the first and the first HEVC one; "
+                         "none with a bare --noise)")
+    ap.add_argument("--every-frame", action="store_true", help="also time trackreid with seek=False")
     ap.add_argument("--online", action="store_true", help="also time online extraction fed by an OpenCV loop")
-    ap.add_argument("--only", choices=("short", "long"), help="run one clip only")
+    ap.add_argument("--naive", action="store_true", help="also time the naive seek-per-crop pipeline")
+    ap.add_argument("--naive-crops", type=int, default=100)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--video", help=argparse.SUPPRESS)
     ap.add_argument("--tracks", help=argparse.SUPPRESS)
@@ -310,15 +368,30 @@ def main() -> None:
         print(json.dumps(worker(args)))
         return
     sys.path.insert(0, str(ROOT / "src"))
-    from _common import machine
+    from _common import data_dir, machine
 
-    clips = {"short": make_video(30, 16, CACHE / "street_30s_16p.mp4"),
-             "long": make_video(120, 300, CACHE / "street_120s_300p.mp4", track_seconds=8.0)}
+    cells = (full_cells if args.full else quick_cells)(args.seconds)
+    if args.cells:
+        cells = [c for c in cells if any(s in c.name for s in args.cells)]
+    make_clips(cells, args.cache, data_dir())
     model = args.weights or f"{args.arch} (untrained, speed only)"
-    print(f"model {model}; backend {args.backend}; batch {args.batch_size}; {machine()}")
-    for name, (video, tracks) in clips.items():
-        if args.only in (None, name):
-            bench_clip(video, tracks, args)
+    print(f"model {model}; backend {args.backend}; batch {args.batch_size}; {machine()}", flush=True)
+    rows = []
+    for cell in cells:
+        rows.append(bench_cell(cell, args.cache, args))
+        print(f"{cell.name}: done, load {os.getloadavg()[0]:.1f}", flush=True)
+    print_table(rows)
+    if args.noise is None:  # default: the first cell and the one with most unreferenced frames (HEVC)
+        noise = cells[:1] + [c for c in cells[1:] if c.encoder == "hevc-fast"][:1]
+    else:
+        noise = [c for c in cells if any(s in c.name for s in args.noise)]
+    for cell in noise:
+        video, tracks = cell.paths(args.cache)
+        r = run_mode("noise", video, tracks, args)
+        print(f"{cell.name}: codec-aware plan moved {r['moved_crops']} of {r['crops']} crops; per-track cosine with "
+              f"the plain plan min {r['snapped_min']:.4f} mean {r['snapped_mean']:.4f}; plain plan moved one frame: "
+              f"min {r['one_frame_min']:.4f} mean {r['one_frame_mean']:.4f}")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """The main job: video + MOT tracks -> per-track OSNet features.
 
-plan (which boxes) -> decode (one forward pass; unneeded groups of pictures and unreferenced
-pictures skipped; only the sampled boxes converted from YUV) -> crop -> embed (batched) ->
-aggregate -> write. :func:`aggregate`, :func:`build_metadata` and :class:`OutputStage` are
-shared with online extraction (:mod:`trackreid.online`). Decoding and cropping run in a
-producer thread while the calling thread runs inference, through a queue of at most
+plan (which boxes; crops moved off unreferenced pictures, :mod:`trackreid.sampling`) -> decode
+(one forward pass; unneeded groups of pictures and unreferenced pictures skipped; only the
+sampled boxes converted from YUV) -> crop -> embed (batched) -> aggregate -> write.
+:func:`aggregate`, :func:`build_metadata` and :class:`OutputStage` are shared with online
+extraction (:mod:`trackreid.online`). Decoding and cropping run in a producer thread while
+the calling thread runs inference, through a queue of at most
 ``queue_batches`` batches, so memory is bounded by the batch size, not by the video's length.
 
 Outputs (see docs/formats.md): ``track_features.pkl`` (the seed's structure),
@@ -63,8 +64,9 @@ class ExtractConfig:
     tracks_format: str = "auto"
     overwrite: bool = False
     queue_batches: int = 3
-    # PyAV by the timestamp index: keyframe seeks for sparse samples, unreferenced H.264 pictures
-    # not decoded, crops converted from YUV (timestamps checked). False: OpenCV, every frame.
+    # PyAV by the timestamp index: keyframe seeks for sparse samples, unreferenced pictures (H.264,
+    # HEVC, MPEG-4) not decoded, crops converted from YUV (timestamps checked). False: OpenCV, every
+    # frame. The crops are the same either way (codec-aware sampling reads the file, not the decoder).
     seek: bool = True
 
 
@@ -232,8 +234,10 @@ def aggregate(track_id: np.ndarray, frame: np.ndarray, feats: np.ndarray, meta: 
     return TrackFeatures.from_tracks(items, meta, dim=dim)
 
 
-def track_table(spans: dict[int, tuple[int, int, int]], tf: TrackFeatures, save_crops: bool) -> dict[str, Any]:
-    """``track_metadata.json``'s ``tracks``: ``spans`` maps track id -> (boxes, first frame, last frame)."""
+def track_table(spans: dict[int, tuple[int, int, int]], tf: TrackFeatures, save_crops: bool,
+                shifts: dict[int, list[int]] | None = None) -> dict[str, Any]:
+    """``track_metadata.json``'s ``tracks``: ``spans`` maps track id -> (boxes, first frame, last frame);
+    ``shifts`` track id -> frames each crop moved onto a frame decoded anyway (codec-aware sampling)."""
     done = {int(t): i for i, t in enumerate(tf.track_ids)}
     table: dict[str, Any] = {}
     for tid, (count, first, last) in spans.items():
@@ -242,6 +246,8 @@ def track_table(spans: dict[int, tuple[int, int, int]], tf: TrackFeatures, save_
         fr = [int(x) for x in tf.frames_of(i)] if i is not None else []
         entry["frame_indices"] = fr
         entry["num_crops"] = len(fr)
+        if shifts is not None:
+            entry["frame_shifts"] = shifts.get(tid, [])
         if save_crops and i is not None:  # crop ordinals number a track's crops in frame order
             entry["crops"] = [f"{CROPS_DIR}/{crop_name(tid, f, j)}" for j, f in enumerate(fr)]
         if i is None:
@@ -253,7 +259,7 @@ def track_table(spans: dict[int, tuple[int, int, int]], tf: TrackFeatures, save_
 def build_metadata(*, desc: dict[str, Any], dim: int, video: dict[str, Any], tracks: TracksReading | None,
                    sampling: SamplingConfig, stats: dict[str, Any], seconds: float, stages: dict[str, float],
                    command: dict[str, Any] | None, tf: TrackFeatures, spans: dict[int, tuple[int, int, int]],
-                   save_crops: bool) -> dict[str, Any]:
+                   save_crops: bool, shifts: dict[int, list[int]] | None = None) -> dict[str, Any]:
     """``track_metadata.json`` (docs/formats.md), the same keys for offline, online and segmented extraction.
 
     ``desc`` is the embedder's ``describe()`` (model, backend, batch size), ``dim`` its feature size;
@@ -277,7 +283,7 @@ def build_metadata(*, desc: dict[str, Any], dim: int, video: dict[str, Any], tra
                    "crops_per_second": round(crops / seconds, 2) if seconds > 0 else None,
                    "stages_seconds": {k: round(v, 3) for k, v in stages.items()}},
         "num_tracks": len(tf),
-        "tracks": track_table(spans, tf, save_crops),
+        "tracks": track_table(spans, tf, save_crops, shifts),
     }
 
 
@@ -349,8 +355,9 @@ def open_inputs(source: str | Path, tracks: str | Path | Tracks, config: Extract
         reading = TracksReading(Path(tracks).absolute(), config.frame_offset, config.min_visibility,
                                 config.tracks_format)
         trk = reading.read()
+    referenced = src.referenced_frames() if config.sampling.max_shift > 0 else None
     plan = plan_samples(trk, src.info.width, src.info.height, config.sampling,
-                        src.info.frame_count if src.info.kind == "images" else None)
+                        src.info.frame_count if src.info.kind == "images" else None, referenced)
     if len(plan) == 0 and len(trk):
         raise _nothing_to_crop(trk, src, str(tracks) if reading else None, plan.stats, src.info.frame_count)
     return Inputs(src, trk, reading, plan)
@@ -376,10 +383,15 @@ def assemble(inputs: Inputs, feats: np.ndarray, filled: np.ndarray, desc: dict[s
     tf = aggregate(plan.track_id[filled], plan.frame[filled], feats[filled],
                    {"model": desc["model"], "source": str(src.info.path)}, dim)
     spans = {tid: (len(fr), int(fr.min()), int(fr.max())) for tid, fr in plan.track_rows.items()}
+    shifts: dict[int, list[int]] | None = None
+    if plan.shift is not None:
+        shifts = {}
+        for t, d in zip(plan.track_id[filled].tolist(), plan.shift[filled].tolist(), strict=True):
+            shifts.setdefault(t, []).append(d)
     video = {**src.info.to_dict(), "frames_decoded": int(frames_decoded)}
     meta = build_metadata(desc=desc, dim=dim, video=video, tracks=inputs.reading, sampling=config.sampling,
                           stats=stats, seconds=seconds, stages=stages or {}, command=command, tf=tf, spans=spans,
-                          save_crops=config.save_crops)
+                          save_crops=config.save_crops, shifts=shifts)
     meta.update(extra or {})
     return tf, meta
 
@@ -416,7 +428,7 @@ def extract(
     inputs = open_inputs(source, tracks, config)
     src = inputs.source
     stage = OutputStage(out, config.overwrite, config.save_crops) if out is not None else None
-    stages: dict[str, float] = {}
+    stages: dict[str, float] = {"plan": time.perf_counter() - t0}  # open, read tracks, demux index, plan
     try:
         with output_errors(out):
             feats, filled = embed_plan(src, inputs.plan, embedder, stage.crops_dir if stage else None, config,

@@ -13,10 +13,19 @@ frame (all boxes when the track has at most N).
 A track with fewer than N usable boxes is topped up with its other boxes, least occluded
 first. Boxes that are empty after clipping, or on frames past the end of the video, are never
 sampled; they are counted in the plan's ``stats``.
+
+Codec-aware (``max_shift``, given which frames the video's codec references): a crop that
+falls on a frame no other picture references (e.g. a non-reference B-frame, decoded only
+when wanted) moves to the nearest box of the same track at most ``max_shift`` frames away
+that lies on a frame decoded anyway (referenced), or else on a frame another crop already
+needs, so runs of unreferenced frames are never decoded. The box it moves to is of the same
+kind (usable for a usable crop) and not already a crop of that track; the plan records each
+crop's ``shift`` (frames moved).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,10 +43,13 @@ class SamplingConfig:
     min_height: int = 40
     min_width: int = 15
     max_occlusion: float = 0.5
+    max_shift: int = 2  # frames a crop may move to land on a frame decoded anyway (0: never)
 
     def __post_init__(self) -> None:
         if self.max_crops_per_track < 1:
             raise InputError(f"--max-crops-per-track must be at least 1, got {self.max_crops_per_track}")
+        if self.max_shift < 0:
+            raise InputError(f"--max-shift must be 0 or more, got {self.max_shift}")
         if self.strategy not in STRATEGIES:
             raise InputError(f"--sampling {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
 
@@ -52,6 +64,7 @@ class SamplePlan:
     box: np.ndarray  # (K, 4) int64, x0, y0, x1, y1 (exclusive), clipped to the image
     track_rows: dict[int, np.ndarray]  # track id -> frames of all its boxes in the tracks file
     stats: dict[str, int] = field(default_factory=dict)
+    shift: np.ndarray | None = None  # (K,) int64, frames each crop moved to a decoded frame (None: none moved)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -166,9 +179,54 @@ def select_track(frames: np.ndarray, usable: np.ndarray, valid: np.ndarray, occ:
     return np.sort(np.concatenate([sel, extra])), len(extra)
 
 
+def snap_to_decoded(track_frames: list[np.ndarray], picks: list[np.ndarray], kind: list[np.ndarray],
+                    referenced: np.ndarray, max_shift: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Move crops off unreferenced frames (see the module docstring); per track, in parallel lists:
+
+    ``track_frames``: the frames of its boxes, sorted; ``picks``: positions of its crops among
+    them; ``kind``: per box 2 usable, 1 valid, 0 never sampled. ``referenced``: per frame ``k``
+    at ``k - 1``. Returns per track the new positions (sorted) and each one's shift in frames.
+    """
+    n = len(referenced)
+
+    def decoded_anyway(k: int) -> bool:
+        return 1 <= k <= n and bool(referenced[k - 1])
+
+    new = [p.copy() for p in picks]
+    shift = [np.zeros(len(p), np.int64) for p in picks]
+
+    def move(t: int, i: int, ok: Callable[[int], bool]) -> bool:
+        """Move crop ``i`` of track ``t`` to the nearest box (earlier first) on a frame ``ok`` accepts."""
+        fr, p = track_frames[t], int(new[t][i])
+        k0 = int(fr[p])
+        lo, hi = np.searchsorted(fr, [k0 - max_shift, k0 + max_shift + 1])
+        taken = set(fr[new[t]].tolist())  # frames: a track with two boxes on one frame still gets one crop there
+        cands = [j for j in range(lo, hi) if int(fr[j]) not in taken and kind[t][j] >= kind[t][p] and ok(int(fr[j]))]
+        if not cands:
+            return False
+        j = min(cands, key=lambda j: (abs(int(fr[j]) - k0), int(fr[j])))
+        new[t][i], shift[t][i] = j, int(fr[j]) - k0
+        return True
+
+    stuck = []
+    for t, fr in enumerate(track_frames):
+        for i in range(len(new[t])):
+            k0 = int(fr[new[t][i]])
+            if 1 <= k0 <= n and not referenced[k0 - 1] and not move(t, i, decoded_anyway):
+                stuck.append((k0, t, i))
+    needed: set[int] = set()  # unreferenced frames decoded for a crop that could not move
+    for k0, t, i in sorted(stuck):
+        if not move(t, i, needed.__contains__):
+            needed.add(k0)
+    order = [np.argsort(p, kind="stable") for p in new]
+    return [p[o] for p, o in zip(new, order, strict=True)], [d[o] for d, o in zip(shift, order, strict=True)]
+
+
 def plan_samples(tracks: Tracks, width: int, height: int, config: SamplingConfig,
-                 frame_count: int | None = None) -> SamplePlan:
-    """Choose the crops of every track (see the module docstring for the rule)."""
+                 frame_count: int | None = None, referenced: np.ndarray | None = None) -> SamplePlan:
+    """Choose the crops of every track (see the module docstring for the rule); ``referenced``
+    (per frame ``k`` at ``k - 1``, :meth:`FrameSource.referenced_frames`) enables moving crops
+    onto frames decoded anyway."""
     q = assess_boxes(tracks.frame, mot_to_xyxy(tracks.xywh), width, height, config, frame_count)
     clipped, occ, valid, usable = q.clipped, q.occlusion, q.valid, q.usable
     stats = {"boxes_empty_after_clipping": int(q.empty.sum()),
@@ -179,18 +237,33 @@ def plan_samples(tracks: Tracks, width: int, height: int, config: SamplingConfig
     tid_sorted = tracks.track_id[order]
     starts = np.flatnonzero(np.r_[True, tid_sorted[1:] != tid_sorted[:-1]]) if len(order) else np.zeros(0, np.int64)
     ends = np.r_[starts[1:], len(order)]
-    chosen: list[np.ndarray] = []
     track_rows: dict[int, np.ndarray] = {}
     n = config.max_crops_per_track
     topped_up = 0
+    rows_of: list[np.ndarray] = []
+    picks: list[np.ndarray] = []
     for s, e in zip(starts, ends, strict=True):
         rows = order[s:e]
         track_rows[int(tracks.track_id[rows[0]])] = tracks.frame[rows]
         pos, extra = select_track(tracks.frame[rows], usable[rows], valid[rows], occ[rows], n)
         topped_up += extra
-        chosen.append(rows[pos])
+        rows_of.append(rows)
+        picks.append(pos)
     stats["crops_topped_up_with_unusable_boxes"] = topped_up
+    shift = None
+    if referenced is not None and config.max_shift > 0 and picks:
+        kind = valid.astype(np.int64) + usable
+        picks, shifts = snap_to_decoded([tracks.frame[r] for r in rows_of], picks, [kind[r] for r in rows_of],
+                                        referenced, config.max_shift)
+        shift = np.concatenate(shifts)
+    chosen = [rows[pos] for rows, pos in zip(rows_of, picks, strict=True)]
     idx = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    if shift is not None and referenced is not None:
+        f = tracks.frame[idx]
+        unref = (f >= 1) & (f <= len(referenced)) & ~referenced[np.clip(f, 1, len(referenced)) - 1]
+        stats["crops_moved_to_decoded_frames"] = int(np.count_nonzero(shift))
+        stats["crops_on_unreferenced_frames"] = int(unref.sum())
+        stats["unreferenced_frames_decoded_for_crops"] = len(np.unique(f[unref]))
     tid = tracks.track_id[idx]
     ordinal = np.zeros(len(idx), dtype=np.int64)
     if len(idx):
@@ -198,4 +271,4 @@ def plan_samples(tracks: Tracks, width: int, height: int, config: SamplingConfig
         group_start = np.maximum.accumulate(np.where(first, np.arange(len(idx)), 0))
         ordinal = np.arange(len(idx)) - group_start
     stats["crops_planned"] = len(idx)
-    return SamplePlan(tid, tracks.frame[idx], ordinal, clipped[idx], track_rows, stats)
+    return SamplePlan(tid, tracks.frame[idx], ordinal, clipped[idx], track_rows, stats, shift)

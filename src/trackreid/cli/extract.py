@@ -50,10 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--min-box-height", type=int, default=40, help="quality sampling: smallest usable box height")
     s.add_argument("--min-visibility", type=float, default=0.0, help="ground truth only: drop boxes less visible")
     s.add_argument("--frame-offset", type=int, default=0, help="add to frame numbers (1 for 0-based files)")
+    s.add_argument("--max-shift", type=int, default=2,
+                   help="frames a crop may move to land on a frame decoded anyway instead of an unreferenced "
+                        "B-frame (H.264, HEVC, MPEG-4 with PyAV; 0: never move; default 2)")
     s.add_argument("--no-seek", action="store_true",
                    help="always decode every frame forward from the first with OpenCV (by default, with PyAV, "
                         "groups of pictures holding no sampled frame are skipped by keyframe seeks, unreferenced "
-                        "H.264 pictures holding none are not decoded, and only the crops are converted to BGR)")
+                        "pictures holding none are not decoded, and only the crops are converted to BGR)")
     m = p.add_argument_group("model and speed")
     m.add_argument("--reid-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="network input size (default: the model's, 256 128)")
@@ -78,7 +81,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
                               half=args.half, batch_size=args.batch_size,
                               input_size=tuple(args.reid_size) if args.reid_size else None)
     sampling = SamplingConfig(max_crops_per_track=args.max_crops_per_track, strategy=args.sampling,
-                              min_height=args.min_box_height)
+                              min_height=args.min_box_height, max_shift=args.max_shift)
     config = ExtractConfig(sampling=sampling, save_crops=args.save_crops, frame_offset=args.frame_offset,
                            min_visibility=args.min_visibility, overwrite=args.overwrite, seek=not args.no_seek)
     return embedder, config
@@ -100,8 +103,11 @@ def summary(result: Any) -> str:
         f"{'Crops embedded:':<20}{st['crops_embedded']} ({meta['timing']['crops_per_second']} crops/s, "
         f"{meta['timing']['seconds']:.1f} s)",
         f"{'Model:':<20}{meta['model'].get('name')} ({meta['model'].get('arch')}, {meta['backend'].get('backend')})",
-        "=" * 70,
     ]
+    if st.get("crops_moved_to_decoded_frames"):
+        lines.append(f"{'Frames decoded:':<20}{st['frames_decoded']} ({st['crops_moved_to_decoded_frames']} crops "
+                     "moved by at most --max-shift frames onto frames decoded anyway)")
+    lines.append("=" * 70)
     skipped = {k: v for k, v in st.items() if k.startswith(("dropped_", "boxes_empty", "boxes_past", "crops_past"))
                and v}
     if skipped:

@@ -45,7 +45,10 @@ def _onnx_from_weights(loaded: LoadedModel, device: str, input_size: tuple[int, 
     from trackreid.embed.onnx_export import cached_onnx
 
     threads = cpu_threads()  # a bad TRACKREID_THREADS is the user's to fix: checked before the export
-    backend = OnnxBackend.from_path(cached_onnx(loaded), device=device, threads=threads, input_size=input_size)
+    # The export was made from ``loaded``, whose weights load_model already rid of subnormals: parsing
+    # the graph again to look for them (the onnx package's import alone, about 1 s) is skipped.
+    backend = OnnxBackend.from_path(cached_onnx(loaded), device=device, threads=threads, input_size=input_size,
+                                    zero_denormals=False)
     # The weights are the user's file; the cached export is how they run.
     backend.model_info = {**loaded.describe(), "preprocess": backend.preprocess.to_dict(),
                           "onnx": backend.model_info["onnx"]}
@@ -84,20 +87,29 @@ def choose_backend(reid_model: str | Path, *, device: str = "auto", backend: str
     """Decide ``auto`` once: ``.onnx`` files and CPU weights run on onnxruntime (the weights through their
     cached export, made here if missing), CUDA weights in PyTorch float16. Processes that must embed
     alike (the segments of one camera) build from one choice: :func:`build_backend` with ``choice``."""
+    return _choose(reid_model, device=device, backend=backend, arch=arch, half=half)[0]
+
+
+def _choose(reid_model: str | Path, *, device: str, backend: str, arch: str | None,
+            half: bool) -> tuple[BackendChoice, LoadedModel | None]:
+    """:func:`choose_backend`, and the weights when deciding loaded them (so they are loaded once)."""
     if backend not in BACKENDS:
         raise InputError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     path = resolve_weights(reid_model)
     if path.suffix.lower() == ".onnx":
         if backend == "torch":
             raise InputError(f"{path}: an ONNX file runs on onnxruntime; use --backend auto or onnx")
-        return BackendChoice("onnx", "cpu" if device == "auto" else str(resolve_device(device)), False)
+        return BackendChoice("onnx", "cpu" if device == "auto" else str(resolve_device(device)), False), None
     dev = resolve_device(device)
+    loaded = None
     if backend == "auto":
         if dev.type == "cpu":
-            backend = "onnx" if _auto_cpu_onnx(load_model(path, arch=arch)) else "torch"
+            loaded = load_model(path, arch=arch)
+            backend = "onnx" if _auto_cpu_onnx(loaded) else "torch"
         else:
             backend, half = "torch", half or dev.type == "cuda"
-    return BackendChoice(backend, str(dev), half and backend == "torch")  # onnxruntime runs the graph's precision
+    # onnxruntime runs the graph's precision
+    return BackendChoice(backend, str(dev), half and backend == "torch"), loaded
 
 
 def build_backend(reid_model: str | Path, *, device: str = "auto", backend: str = "auto",
@@ -107,13 +119,15 @@ def build_backend(reid_model: str | Path, *, device: str = "auto", backend: str 
     input the backend is built for, and what its ``model_info["preprocess"]`` records. ``choice``
     (from :func:`choose_backend`) replaces ``device``, ``backend`` and ``half``."""
     size = check_input_size(input_size)
-    choice = choice or choose_backend(reid_model, device=device, backend=backend, arch=arch, half=half)
+    loaded = None
+    if choice is None:
+        choice, loaded = _choose(reid_model, device=device, backend=backend, arch=arch, half=half)
     path = resolve_weights(reid_model)
     if path.suffix.lower() == ".onnx":
         from trackreid.embed.onnx_backend import OnnxBackend
 
         return _half_ignored(OnnxBackend.from_path(path, device=device, arch=arch, input_size=size), half)
-    loaded = load_model(path, arch=arch)
+    loaded = loaded or load_model(path, arch=arch)
     if choice.backend == "onnx":
         return _half_ignored(_onnx_from_weights(loaded, choice.device, size), half)
     pre = replace(loaded.preprocess, height=size[0], width=size[1]) if size else None

@@ -12,11 +12,12 @@ With PyAV (the ``av`` extra) a video is decoded less and converted less:
 * :meth:`FrameSource.pictures` yields :class:`Picture` objects: a crop is converted from the
   decoder's YUV 4:2:0 planes to BGR for its own pixels only (:class:`YuvPicture`), never the
   whole frame.
-* H.264 packets whose pictures no other picture references (``nal_ref_idc == 0`` in every
-  slice, e.g. non-reference B frames) and that hold no wanted frame are not sent to the
-  decoder at all; frames are then numbered by their presentation timestamps from the
-  demuxing index (every decoded frame is checked against it; anything unexpected falls back
-  to decoding every frame).
+* Packets whose pictures no other picture references (H.264 ``nal_ref_idc == 0``, HEVC
+  sub-layer non-reference pictures, MPEG-4 Part 2 B-VOPs: :func:`_picture_test`) and that hold
+  no wanted frame are not sent to the decoder at all (:meth:`FrameSource.referenced_frames`
+  tells the sampling which frames those are, so crops can avoid them); frames are then
+  numbered by their presentation timestamps from the demuxing index (every decoded frame is
+  checked against it; anything unexpected falls back to decoding every frame).
 * Decoder threads: see :func:`configure_threads`.
 """
 
@@ -190,6 +191,12 @@ class FrameSource:
     def pictures(self, wanted: Iterable[int]) -> Iterator[tuple[int, Picture]]:
         raise NotImplementedError
 
+    def referenced_frames(self) -> np.ndarray | None:
+        """Per frame (index ``k - 1``), whether decoding its group of pictures decodes it anyway
+        (False: no other picture references it, so it is decoded only when wanted); None when
+        unknown (frame folders, codecs not parsed, no PyAV). Read from packets, not decoded."""
+        return None
+
     def frames(self, wanted: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
         """The wanted frames as whole BGR images (in order; frames past the end are left out)."""
         for k, pic in self.pictures(wanted):
@@ -238,14 +245,27 @@ class VideoFileSource(FrameSource):
                         "players show them; the tracks must use that orientation", path, rotation, w, h)
             self.seek = False
         self.info = SourceInfo(str(path), "video", w, h, fps, n if n > 0 else None, rotation)
+        self._gop_index: _GopIndex | None | bool = False  # False: not read yet
+
+    def _index(self) -> _GopIndex | None:
+        """The timestamp index (read once), None when it cannot number this file's frames."""
+        if self._gop_index is False:
+            index = _GopIndex.read(self.path)
+            if index is not None and len(index.pts) + 1 < (self.info.frame_count or 0):
+                index = None
+            self._gop_index = index
+        return self._gop_index  # type: ignore[return-value]
+
+    def referenced_frames(self) -> np.ndarray | None:
+        index = self._index()
+        return index.referenced() if index is not None and index.unref else None
 
     def pictures(self, wanted: Iterable[int]) -> Iterator[tuple[int, Picture]]:
         todo = sorted(set(wanted))
         if not todo:
             return
-        index = _GopIndex.read(self.path) if self.seek else None
-        header = self.info.frame_count or 0
-        if index is not None and len(index.pts) + 1 >= header:
+        index = self._index() if self.seek else None
+        if index is not None:
             done: set[int] = set()
             try:
                 for k, pic in index.decode(todo, self):
@@ -330,6 +350,7 @@ class _GopIndex:
 
     pts: list[int]  # sorted presentation timestamps, one per frame
     keys: list[int]  # sorted keyframe timestamps
+    unref: set[int]  # timestamps of pictures no other picture references (empty: codec not parsed)
 
     @classmethod
     def read(cls, path: Path) -> _GopIndex | None:
@@ -340,8 +361,10 @@ class _GopIndex:
         try:
             with av.open(str(path)) as container:
                 stream = container.streams.video[0]
+                kind = _picture_test(stream)
                 pts: list[int] = []
                 keys: list[int] = []
+                layers: dict[int, tuple[bool, int]] = {}
                 for packet in container.demux(stream):
                     if packet.size == 0:
                         continue  # flush packet
@@ -350,11 +373,20 @@ class _GopIndex:
                     pts.append(int(packet.pts))
                     if packet.is_keyframe:
                         keys.append(int(packet.pts))
+                    if kind is not None:
+                        layers[int(packet.pts)] = kind(bytes(packet))
         except (av.FFmpegError, IndexError, OSError):
             return None
         if not pts or not keys or len(set(pts)) != len(pts):
             return None
-        return cls(sorted(pts), sorted(keys))
+        # a sub-layer non-reference picture may still be referenced by higher temporal layers
+        top = max((tid for _, tid in layers.values()), default=0)
+        unref = {p for p, (nonref, tid) in layers.items() if nonref and tid == top}
+        return cls(sorted(pts), sorted(keys), unref)
+
+    def referenced(self) -> np.ndarray:
+        """Per frame (index ``k - 1``): True when decoding its group of pictures decodes it anyway."""
+        return np.array([p not in self.unref for p in self.pts], dtype=bool)
 
     def gop_of(self, k: int) -> int:
         return bisect.bisect_right(self.keys, self.pts[k - 1]) - 1
@@ -391,7 +423,7 @@ class _GopIndex:
             with av.open(str(source.path)) as container:
                 stream = container.streams.video[0]
                 configure_threads(stream)
-                unreferenced = _unreferenced_test(stream)
+                unref = self.unref
                 for seek_to, ks in groups:
                     want = set(ks)
                     want_pts = {self.pts[k - 1] for k in ks}
@@ -399,8 +431,7 @@ class _GopIndex:
                         container.seek(seek_to, stream=stream, backward=True, any_frame=False)
                     previous = 0
                     for packet in container.demux(stream):
-                        if (unreferenced is not None and packet.size and packet.pts is not None
-                                and packet.pts not in want_pts and unreferenced(bytes(packet))):
+                        if packet.pts in unref and packet.pts not in want_pts:
                             skipped += 1
                             continue
                         for frame in packet.decode():
@@ -423,40 +454,62 @@ class _GopIndex:
         source.last_frame = len(self.pts)
 
 
-def _unreferenced_test(stream: object) -> Callable[[bytes], bool] | None:
-    """For H.264: a test telling whether a packet's picture is referenced by no other picture
-    (every slice has ``nal_ref_idc == 0``). None for other codecs (every packet is decoded)."""
+def _picture_test(stream: object) -> Callable[[bytes], tuple[bool, int]] | None:
+    """A packet -> (its picture is referenced by no later picture of its temporal layer, that layer).
+
+    H.264: every slice has ``nal_ref_idc == 0``. HEVC: every slice is a sub-layer non-reference
+    NAL type (TRAIL_N, TSA_N, STSA_N, RADL_N, RASL_N, reserved _N), temporal id from the NAL
+    header. MPEG-4 Part 2: every VOP is a B-VOP. None for other codecs (VP9, AV1, ...: every
+    picture counts as referenced). Read from the packet's bytes, nothing decoded.
+    """
     cc = stream.codec_context  # type: ignore[attr-defined]
-    if cc.name != "h264":
-        return None
     extra = bytes(cc.extradata or b"")
-    if extra[:1] == b"\x01" and len(extra) >= 5:  # avcC: length-prefixed NAL units
-        size = (extra[4] & 3) + 1
+    if cc.name == "mpeg4":
 
-        def nal_headers(data: bytes) -> Iterator[int]:
-            i = 0
-            while i + size < len(data):
-                n = int.from_bytes(data[i:i + size], "big")
-                yield data[i + size]
-                i += size + n
-    else:  # Annex B: start codes
+        def mpeg4(data: bytes) -> tuple[bool, int]:
+            types = [data[i + 4] >> 6 for i in _start_codes(data) if data[i + 3:i + 4] == b"\xb6" and i + 4 < len(data)]
+            return bool(types) and all(t == 2 for t in types), 0
 
-        def nal_headers(data: bytes) -> Iterator[int]:
-            i = data.find(b"\x00\x00\x01")
-            while 0 <= i < len(data) - 3:
-                yield data[i + 3]
-                i = data.find(b"\x00\x00\x01", i + 3)
+        return mpeg4
+    if cc.name == "h264":
+        size = (extra[4] & 3) + 1 if extra[:1] == b"\x01" and len(extra) >= 5 else 0  # avcC, else Annex B
 
-    def unreferenced(data: bytes) -> bool:
-        slices = 0
-        for h in nal_headers(data):
-            if h & 0x1F in (1, 5):  # coded slice (5: IDR, always referenced)
-                if h & 0x60:
-                    return False
-                slices += 1
-        return slices > 0
+        def h264(data: bytes) -> tuple[bool, int]:
+            slices = [h for h, _ in _nal_headers(data, size) if h & 0x1F in (1, 5)]  # 5: IDR, always referenced
+            return bool(slices) and not any(h & 0x60 for h in slices), 0
 
-    return unreferenced
+        return h264
+    if cc.name == "hevc":
+        size = (extra[21] & 3) + 1 if len(extra) > 22 and extra[0] == 1 else 0  # hvcC, else Annex B
+
+        def hevc(data: bytes) -> tuple[bool, int]:
+            slices = [(h >> 1 & 0x3F, (h2 & 7) - 1) for h, h2 in _nal_headers(data, size) if h >> 1 & 0x3F < 32]
+            nonref = bool(slices) and all(t <= 14 and t % 2 == 0 for t, _ in slices)
+            return nonref, max((tid for _, tid in slices), default=0)
+
+        return hevc
+    return None
+
+
+def _start_codes(data: bytes) -> Iterator[int]:
+    i = data.find(b"\x00\x00\x01")
+    while 0 <= i < len(data) - 3:
+        yield i
+        i = data.find(b"\x00\x00\x01", i + 3)
+
+
+def _nal_headers(data: bytes, size: int) -> Iterator[tuple[int, int]]:
+    """The first two bytes of each NAL unit: length-prefixed (``size`` bytes) or Annex B (``size`` 0)."""
+    if size:
+        i = 0
+        while i + size + 1 < len(data):
+            n = int.from_bytes(data[i:i + size], "big")
+            yield data[i + size], data[i + size + 1]
+            i += size + n
+    else:
+        for i in _start_codes(data):
+            if i + 4 < len(data):
+                yield data[i + 3], data[i + 4]
 
 
 class ImageFolderSource(FrameSource):
