@@ -38,8 +38,10 @@ def test_sharded_equals_unsharded_and_constraints_hold_across_seams(scene, windo
     sharded = build_graph(ts, k, debias=False, window=window, shard_seconds=shard)
     assert same_graph(whole, sharded)
     # every edge is within the window; every track has min(k, its candidates) neighbours
-    gap = np.maximum(ts.start[whole.j] - ts.end[whole.i], ts.start[whole.i] - ts.end[whole.j])
-    assert (gap <= window).all()
+    def near(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # b is a candidate of a
+        return ~((ts.start[b] > ts.end[a] + window) | (ts.end[b] < ts.start[a] - window))
+
+    assert (near(whole.i, whole.j) | near(whole.j, whole.i)).all()
     labels = cluster_graph(ts, sharded, threshold, cons, linkage).labels
     assert np.array_equal(labels, cluster_graph(ts, whole, threshold, cons, linkage).labels)
     assert violations(ts, labels, links, max_gap, revisit_gap, motion) == []
@@ -50,8 +52,8 @@ def brute_neighbours(ts: TrackSet, window: float, k: int) -> list[set[int]]:
     sim = ts.features @ ts.features.T
     out = []
     for r in range(len(ts)):
-        gap = np.maximum(ts.start - ts.end[r], ts.start[r] - ts.end)
-        ok = np.flatnonzero((gap <= window) & (np.arange(len(ts)) != r))
+        near = ~((ts.start > ts.end[r] + window) | (ts.end < ts.start[r] - window))
+        ok = np.flatnonzero(near & (np.arange(len(ts)) != r))
         out.append(set(ok[np.argsort(-sim[r, ok])[:k]].tolist()))
     return out
 

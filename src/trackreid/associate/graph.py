@@ -186,13 +186,14 @@ def cross_camera_pairs(tracks: TrackSet, limit: int = NULL_PAIRS, seed: int = 0)
 def debiased(tracks: TrackSet) -> tuple[np.ndarray, np.ndarray]:
     """(track features, camera means) with each camera's mean feature subtracted, re-normalised."""
     means = np.zeros((len(tracks.cameras), tracks.feature_dim), np.float32)
-    out = tracks.features.copy()
     for c in range(len(tracks.cameras)):
         rows = tracks.camera == c
         if rows.sum() > 1:  # one track alone would become zero
             means[c] = tracks.features[rows].mean(axis=0)
-            out[rows] -= means[c]
-    return l2_normalize(out), means
+    out = np.empty((len(tracks), tracks.feature_dim), np.float32)
+    for s in range(0, len(tracks), 65536):  # in blocks: one more (N, D) array, not three
+        out[s:s + 65536] = l2_normalize(tracks.features[s:s + 65536] - means[tracks.camera[s:s + 65536]])
+    return out, means
 
 
 def knn(features: np.ndarray, k: int, progress: Progress | None = None, exact_limit: int = EXACT_LIMIT,

@@ -1,12 +1,12 @@
 """The neighbour search in time windows and time shards: linear in the tracks at a fixed density.
 
 With a ``window`` of ``W`` seconds (``associate --window``) a track is compared only with the
-tracks whose spans come within ``W`` seconds of its own (gap = later start - earlier end <= W;
-overlapping spans have a negative gap): its ``k`` neighbours in the similarity graph are the
-``k`` most similar of those. A person's tracks are minutes apart; on a site where they all lie
-within ``W`` of each other the graph loses nothing, and at a fixed number of tracks per
-camera-hour each track has a fixed number of candidates, so the search grows linearly with
-the day (the exact search over all tracks grows with its square: docs/scale.md).
+tracks whose spans come within ``W`` seconds of its own: ``j`` is a candidate of ``i`` unless
+``start_j > end_i + W`` or ``end_j < start_i - W`` (overlapping spans always are): its ``k``
+neighbours in the similarity graph are the ``k`` most similar of those. A person's tracks are
+minutes apart; on a site where they all lie within ``W`` of each other the graph loses nothing,
+and at a fixed number of tracks per camera-hour each track has a fixed number of candidates, so
+the search grows linearly with the day (the exact search over all tracks grows with its square: docs/scale.md).
 
 **Shards.** The tracks are ordered by start; a shard's *core* is the tracks that start in one
 stretch of ``shard_seconds``, its *candidates* every track that could be within ``W`` of a
@@ -109,31 +109,40 @@ def shard_neighbours(features: np.ndarray, start: np.ndarray, end: np.ndarray, s
         return idx, sims
     c_start, c_end = start[cand], end[cand]
     longest = float(np.max(c_end - c_start, initial=0.0))
+    # each core row's column among the candidates (both ordered by start, then row)
+    pos = np.searchsorted(c_start, start[core], side="left")
+    for r in np.flatnonzero(cand[np.minimum(pos, len(cand) - 1)] != core):  # ties of start: step to the row
+        while cand[pos[r]] != core[r]:
+            pos[r] += 1
     x = torch.from_numpy(np.ascontiguousarray(features[cand], dtype=np.float32))
     ts, te = torch.from_numpy(c_start), torch.from_numpy(c_end)
-    crow = torch.from_numpy(cand)
-    block = max(1, block_bytes // (4 * len(cand)))
+    s = 0
     with torch.inference_mode():
-        for s in range(0, len(core), block):
+        while s < len(core):
+            # as many rows as fit in block_bytes with the candidates of their own time range (ordered by start)
+            r0 = core[s]
+            width = np.searchsorted(c_start, [start[r0] - window - longest, end[r0] + window], side="left")
+            block = max(1, block_bytes // (8 * max(1, int(width[1] - width[0]))))
             rows = core[s:s + block]
             r_start, r_end = start[rows], end[rows]
-            # candidates of this block's time range only (the shard's are ordered by start)
             lo = int(np.searchsorted(c_start, r_start.min() - window - longest, side="left"))
             hi = int(np.searchsorted(c_start, r_end.max() + window, side="right"))
-            if lo >= hi:
-                continue
-            q = torch.from_numpy(np.ascontiguousarray(features[rows], dtype=np.float32))
-            sim = q @ x[lo:hi].T
-            rs, re = torch.from_numpy(r_start)[:, None], torch.from_numpy(r_end)[:, None]
-            far = (ts[lo:hi][None, :] - re > window) | (rs - te[lo:hi][None, :] > window)
-            far |= torch.from_numpy(rows)[:, None] == crow[lo:hi][None, :]  # itself
-            sim.masked_fill_(far, -torch.inf)
+            sim = torch.from_numpy(np.ascontiguousarray(features[rows], dtype=np.float32)) @ x[lo:hi].T
+            # far apart (start_j > end_i + W or end_j < start_i - W), tested only on the columns where it can
+            # happen: those starting after some row's end + W, and those starting before some row's start - W
+            late, early = torch.from_numpy(r_end + window)[:, None], torch.from_numpy(r_start - window)[:, None]
+            t0 = lo + int(np.searchsorted(c_start[lo:hi], float(late.min()), side="right"))
+            sim[:, t0 - lo:].masked_fill_(ts[t0:hi][None, :] > late, -torch.inf)
+            t1 = lo + int(np.searchsorted(c_start[lo:hi], float(early.max()), side="left"))
+            sim[:, :t1 - lo].masked_fill_(te[lo:t1][None, :] < early, -torch.inf)
+            sim[torch.arange(len(rows)), torch.from_numpy(pos[s:s + len(rows)] - lo)] = -torch.inf  # itself
             kq = min(k, hi - lo)
             v, ix = torch.topk(sim, kq, dim=1, largest=True, sorted=True)
             got = torch.isfinite(v).numpy()
             found = cand[lo + ix.numpy()]
             idx[s:s + len(rows), :kq] = np.where(got, found, -1)
             sims[s:s + len(rows), :kq] = np.where(got, v.numpy(), -np.inf)
+            s += len(rows)
     return idx, sims
 
 
