@@ -128,6 +128,13 @@ def test_bad_window_is_one_clear_error(value: object) -> None:
         build_graph(synthetic_tracks(20, 2, seed=0)[0], 3, window=value)  # type: ignore[arg-type]
 
 
+def test_window_in_site_yml() -> None:
+    assert AssociateConfig.from_mapping({"window": 900}, "site.yml: associate").window == 900
+    assert AssociateConfig.from_mapping({"window": "none"}, "site.yml: associate").window is None
+    with pytest.raises(InputError, match="site.yml: associate: window"):
+        AssociateConfig.from_mapping({"window": -1}, "site.yml: associate")
+
+
 def test_window_refuses_the_options_that_compare_all_pairs() -> None:
     ts, _ = synthetic_tracks(50, 3, seed=0)
     for kw in ({"rerank": True}, {"centralize": "nfc"}, {"scale_k": 5, "hub_per_camera": True}):
