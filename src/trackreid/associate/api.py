@@ -66,8 +66,10 @@ def build_constraints(tracks: TrackSet, loaded: Sequence[CameraTracksFile], conf
 
 
 def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = None,
-              progress: Progress | None = None) -> Association:
-    """One global identity per person across ``cameras``; see docs/associate.md."""
+              progress: Progress | None = None, engine: str = "local") -> Association:
+    """One global identity per person across ``cameras``; see docs/associate.md.
+
+    ``engine="ray"`` searches the time shards of ``config.window`` as Ray tasks (:mod:`.shards`)."""
     config = config or AssociateConfig()
     progress = progress or NullProgress()
     times: dict[str, float] = {}
@@ -81,7 +83,8 @@ def associate(cameras: Sequence[CameraInput], config: AssociateConfig | None = N
     t = time.perf_counter()
     graph = build_graph(tracks, config.k, debias=config.debias, centralize=config.centralize,
                         set_similarity=config.set_similarity, rerank=config.rerank, scale_k=config.hub_k,
-                        hub_per_camera=True, same_camera_margin=config.same_camera_margin, progress=progress)
+                        hub_per_camera=True, same_camera_margin=config.same_camera_margin, progress=progress,
+                        window=config.window, engine=engine)
     times["graph"] = time.perf_counter() - t
     t = time.perf_counter()
     if config.threshold == "auto":
@@ -170,7 +173,8 @@ def _summary(tracks: TrackSet, labels: np.ndarray, loaded: list[LoadedCamera], t
 
 
 def associate_to_folder(cameras: Sequence[CameraInput], output_dir: str | Path, config: AssociateConfig | None = None,
-                        overwrite: bool = False, progress: Progress | None = None) -> Association:
+                        overwrite: bool = False, progress: Progress | None = None,
+                        engine: str = "local") -> Association:
     """:func:`associate`, then :func:`~trackreid.associate.outputs.write_association` (what the CLI runs).
 
     The output folder is checked first, so a run that could not write fails before any work.
@@ -179,6 +183,6 @@ def associate_to_folder(cameras: Sequence[CameraInput], output_dir: str | Path, 
     from trackreid.io.atomic import check_output_dir
 
     check_output_dir(Path(output_dir), overwrite, produces())
-    result = associate(cameras, config, progress)
+    result = associate(cameras, config, progress, engine)
     write_association(result, output_dir, overwrite=overwrite)
     return result

@@ -28,7 +28,9 @@ later, but the pair stays apart: the conservative choice); a pair refused by the
 the maximum gap is dropped until one of the two clusters changes.
 
 Memory is a few hundred bytes per edge (Python dicts of the clusters' neighbours), time
-``O(E log E)`` plus the constraint checks: never the dense ``N x N`` matrix.
+``O(E log E)`` plus the constraint checks: never the dense ``N x N`` matrix. Only the edges
+inside the connected components of the edges that may merge enter those dicts
+(:func:`within_reach`): no merge crosses two components, so the others never count.
 """
 
 from __future__ import annotations
@@ -94,8 +96,12 @@ def cluster_graph(tracks: TrackSet, graph: Graph, threshold: float, constraints:
     nbr: list[dict[int, complex]] = [{} for _ in range(n)]
     heap: list[tuple[float, int, int, int, int]] = []
     thr = float(threshold)
-    for a, b, s, bad in zip(graph.i.tolist(), graph.j.tolist(), graph.sim.tolist(), blocked_edges.tolist(),
-                            strict=True):
+    # average linkage: pairs that are not edges count at the null's median (module docstring)
+    fill = float(graph.null[0]) if linkage == "average" and graph.null is not None else None
+    keep_edges = np.flatnonzero(within_reach(n, graph.i, graph.j, graph.sim, blocked_edges, thr, cons.must)
+                                if fill is None or fill < thr else np.ones(len(graph.i), bool))
+    for a, b, s, bad in zip(graph.i[keep_edges].tolist(), graph.j[keep_edges].tolist(),
+                            graph.sim[keep_edges].tolist(), blocked_edges[keep_edges].tolist(), strict=True):
         if s != s:  # NaN
             continue
         v = complex(s, _BLOCKED) if bad else complex(s, 1)
@@ -106,8 +112,6 @@ def cluster_graph(tracks: TrackSet, graph: Graph, threshold: float, constraints:
     heapq.heapify(heap)
     clusters = [cons.singleton(i) for i in range(n)]
     size = [1] * n
-    # average linkage: pairs that are not edges count at the null's median (module docstring)
-    fill = float(graph.null[0]) if linkage == "average" and graph.null is not None else None
 
     def score(w: complex, x: int, y: int) -> float:
         if fill is None:
@@ -192,6 +196,30 @@ def cluster_graph(tracks: TrackSet, graph: Graph, threshold: float, constraints:
     labels = _labels(parent)
     return ClusterResult(labels, merges, rejections, {"linkage": linkage, "threshold": thr, "merges": len(merges)},
                          refused)
+
+
+def within_reach(n: int, i: np.ndarray, j: np.ndarray, sim: np.ndarray, blocked: np.ndarray, threshold: float,
+                 must: list[tuple[int, int, int]]) -> np.ndarray:
+    """(E,) bool: the edges whose two tracks are joined by a path of edges that may merge (similarity at least
+    ``threshold``, not blocked) or must-links: the only edges the clustering needs.
+
+    Two clusters merge only along a pair of tracks of similarity >= ``threshold`` (single linkage: the
+    largest edge; complete: the smallest; average: a mean of edges and of the null median, which is below
+    the threshold whenever this is called), so no merge ever crosses two such components: each is
+    clustered as if alone, and an edge between two of them never counts. Keeping only the edges inside
+    components is what makes a site of a million tracks fit in memory (most of a track's ``k``
+    neighbours are other people, below the threshold, in other components), and what lets time shards
+    be joined exactly: a person whose tracks straddle a seam is one component whichever shard found
+    its edges (:mod:`trackreid.associate.shards`).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    link = (sim >= threshold) & ~blocked  # NaN: never
+    a = np.concatenate([i[link], np.array([m[0] for m in must], np.int64)])
+    b = np.concatenate([j[link], np.array([m[1] for m in must], np.int64)])
+    _, comp = connected_components(coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n)), directed=False)
+    return comp[i] == comp[j]
 
 
 def _labels(parent: list[int]) -> np.ndarray:

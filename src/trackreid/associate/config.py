@@ -35,7 +35,7 @@ FLAGS = {"threshold": "--threshold", "threshold_method": "--threshold-method", "
          "max_gap": "--max-gap", "revisit_gap": "--revisit-gap", "fps": "--fps", "k": "--k",
          "linkage": "--linkage", "debias": "--no-debias", "rerank": "--rerank", "set_similarity": "--set-similarity",
          "centralize": "--nfc", "motion_gate": "--no-motion-gate", "hub_k": "--hub-k",
-         "same_camera_margin": "--same-camera-margin", "corrections": "--corrections"}
+         "same_camera_margin": "--same-camera-margin", "corrections": "--corrections", "window": "--window"}
 
 
 def _is_number(v: Any) -> bool:
@@ -60,7 +60,8 @@ def _check(values: Mapping[str, Any], name: Callable[[str], str]) -> None:
     if isinstance(topo, str) and topo != "auto" and not topo.strip():
         raise InputError(f"{name('topology')}: empty; expected a topology file or 'auto'")
     for key, what in (("max_gap", "seconds such as 60"), ("revisit_gap", "seconds such as 3"),
-                      ("fps", "frames per second such as 25")):
+                      ("fps", "frames per second such as 25"),
+                      ("window", "seconds such as 900 (a person's tracks all lie within it)")):
         v = values[key]
         if v is not None and not (_is_number(v) and v > 0):
             raise InputError(f"{name(key)} {v!r}: expected a positive number of {what}, or none")
@@ -109,6 +110,8 @@ class AssociateConfig:
     same_camera_margin: float = SAME_CAMERA_MARGIN  # lowers every same-camera similarity by this; 0: off
     # a reviewer's decisions (trackreid.associate.corrections); a path is read at once
     corrections: Corrections | Path | str | None = None
+    # seconds: a track is compared only with tracks within this time of it, in time shards (.shards); None: all
+    window: float | None = None
 
     def __post_init__(self) -> None:
         _check(self._values(), lambda f: FLAGS.get(f, f))
@@ -137,7 +140,7 @@ class AssociateConfig:
             if key not in known:
                 raise InputError(f"{where}: unknown key {key!r}{did_you_mean(str(key), known)}; known keys: "
                                  f"{', '.join(known)}")
-            if key in ("max_gap", "revisit_gap", "fps", "centralize") and isinstance(v, str) \
+            if key in ("max_gap", "revisit_gap", "fps", "centralize", "window") and isinstance(v, str) \
                     and v.strip().lower() in ("none", "null", "off", ""):
                 v = None
             values[key] = v

@@ -82,6 +82,17 @@ SEARCH_DIMS = 64
 NULL_PAIRS = 20_000
 
 
+@dataclass(frozen=True)
+class Window:
+    """Compare only tracks within ``seconds`` of each other (:mod:`trackreid.associate.shards`)."""
+
+    seconds: float
+    start: np.ndarray  # (N,) the tracks' spans, seconds
+    end: np.ndarray
+    shard_seconds: float | None = None  # core length of a shard (default: trackreid.associate.shards); inf: one
+    engine: str = "local"  # "local" (this process) or "ray" (one task per shard)
+
+
 @dataclass
 class Graph:
     """Undirected edges ``(i, j)`` with ``i < j`` and their final similarity."""
@@ -175,17 +186,18 @@ def cross_camera_pairs(tracks: TrackSet, limit: int = NULL_PAIRS, seed: int = 0)
 def debiased(tracks: TrackSet) -> tuple[np.ndarray, np.ndarray]:
     """(track features, camera means) with each camera's mean feature subtracted, re-normalised."""
     means = np.zeros((len(tracks.cameras), tracks.feature_dim), np.float32)
-    out = tracks.features.copy()
     for c in range(len(tracks.cameras)):
         rows = tracks.camera == c
         if rows.sum() > 1:  # one track alone would become zero
             means[c] = tracks.features[rows].mean(axis=0)
-            out[rows] -= means[c]
-    return l2_normalize(out), means
+    out = np.empty((len(tracks), tracks.feature_dim), np.float32)
+    for s in range(0, len(tracks), 65536):  # in blocks: one more (N, D) array, not three
+        out[s:s + 65536] = l2_normalize(tracks.features[s:s + 65536] - means[tracks.camera[s:s + 65536]])
+    return out, means
 
 
 def knn(features: np.ndarray, k: int, progress: Progress | None = None, exact_limit: int = EXACT_LIMIT,
-        with_rowmin: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with_rowmin: bool = True, window: Window | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indices (N, k'), similarities (N, k'), row minimum similarity (N,)) of each row's nearest other rows.
 
     ``k' = min(k, N - 1)``; neighbours ordered by similarity. Up to ``exact_limit`` rows the
@@ -194,6 +206,10 @@ def knn(features: np.ndarray, k: int, progress: Progress | None = None, exact_li
     (8x fewer operations at 512 dimensions; real OSNet features keep 80-82 % of their variance
     and nearly all their retrieval accuracy in 64 dimensions, docs/benchmarks.md), then are
     re-scored with the full features; the row minimum is then the projection's.
+
+    ``window``: each row's neighbours only among the tracks within the window's seconds, searched shard
+    by shard (:mod:`trackreid.associate.shards`; linear in N at a fixed density); a row with fewer
+    candidates than ``k'`` is padded with ``-1`` (similarity ``-inf``); no row minimum (ones).
     """
     progress = progress or NullProgress()
     n = len(features)
@@ -203,7 +219,15 @@ def knn(features: np.ndarray, k: int, progress: Progress | None = None, exact_li
     rowmin = np.ones(n, np.float32)
     if kk <= 0:
         return idx, sims, rowmin
-    if n > exact_limit and features.shape[1] > SEARCH_DIMS:
+    project = n > exact_limit and features.shape[1] > SEARCH_DIMS
+    if window is not None:
+        from trackreid.associate.shards import windowed_knn
+
+        search = _projection(features, SEARCH_DIMS) if project else None
+        idx, sims = windowed_knn(features, window.start, window.end, window.seconds, kk, search=search,
+                                 shard_seconds=window.shard_seconds, engine=window.engine, progress=progress)
+        return idx, sims, rowmin
+    if project:
         # Candidates (2k) from an exact search in a PCA projection, re-scored in full dimension.
         proj = _projection(features, SEARCH_DIMS)
         cand, _, rowmin = _exact_knn(proj, min(n - 1, 2 * kk), progress, with_rowmin)
@@ -269,14 +293,16 @@ def _projection(features: np.ndarray, dims: int, sample: int = 50_000, seed: int
 
 
 def _rescore(features: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best of each row's candidates by the full-dimension cosine."""
+    """The ``k`` best of each row's candidates by the full-dimension cosine (a candidate ``-1``: none, ``-inf``)."""
     n = len(features)
     idx = np.empty((n, k), np.int64)
     sims = np.empty((n, k), np.float32)
     step = max(1, (64 * 1024 * 1024) // (4 * cand.shape[1] * features.shape[1]))
     for s in range(0, n, step):
         e = min(n, s + step)
-        sim = np.einsum("rd,rcd->rc", features[s:e], features[cand[s:e]])
+        c = cand[s:e]
+        sim = np.einsum("rd,rcd->rc", features[s:e], features[np.maximum(c, 0)])
+        sim[c < 0] = -np.inf  # no candidate (a time window with fewer than k tracks: trackreid.associate.shards)
         top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
         idx[s:e] = np.take_along_axis(cand[s:e], top, axis=1)
         sims[s:e] = np.take_along_axis(sim, top, axis=1)
@@ -375,14 +401,29 @@ def camera_hub_scores(features: np.ndarray, camera: np.ndarray, n_cameras: int, 
 def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: str | None = None,
                 set_similarity: bool = False, rerank: bool = False, scale_k: int = 0,
                 hub_per_camera: bool = False, same_camera_margin: float = 0.0,
-                progress: Progress | None = None) -> Graph:
-    """The sparse similarity graph of ``tracks`` with the chosen options."""
+                progress: Progress | None = None, window: float | None = None,
+                shard_seconds: float | None = None, engine: str = "local") -> Graph:
+    """The sparse similarity graph of ``tracks`` with the chosen options.
+
+    ``window``: seconds; a track's neighbours only among the tracks within that time of it, searched in time
+    shards of ``shard_seconds`` on ``engine`` (:mod:`trackreid.associate.shards`). The options that compare
+    every track with every other (re-ranking, NFC, the per-camera hubness correction) refuse it.
+    """
     if k < 1:
         raise InputError(f"k {k!r}: expected at least 1 neighbour per track")
     if not np.isfinite(same_camera_margin) or same_camera_margin < 0:
         raise InputError(f"same-camera margin {same_camera_margin!r}: expected a similarity >= 0 such as 0.1 (0: off)")
     if centralize not in (None, "nfc"):
         raise InputError(f"centralize {centralize!r}: expected None or 'nfc'")
+    from trackreid.associate.shards import check_window
+
+    window = check_window(window)
+    if window is not None:
+        whole = [name for name, on in (("re-ranking", rerank), ("NFC", centralize is not None),
+                                        ("the per-camera hubness correction", scale_k > 0 and hub_per_camera)) if on]
+        if whole:
+            raise InputError(f"--window {window:g}: {' and '.join(whole)} compare every track with every other "
+                             "track; drop them, or drop --window")
     n = len(tracks)
     means = None
     feats = tracks.features
@@ -393,12 +434,15 @@ def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: 
 
         feats = nfc(feats)
     k_search = max(k, RERANK_K1) if rerank else k
-    idx, sims, rowmin = knn(feats, k_search, progress, with_rowmin=rerank)
+    times = None if window is None else Window(window, tracks.start, tracks.end, shard_seconds, engine)
+    idx, sims, rowmin = knn(feats, k_search, progress, with_rowmin=rerank, window=times)
     graph = Graph(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), feats, idx,
                   {"k": int(k), "debias": bool(debias), "centralize": centralize,
                    "set_similarity": bool(set_similarity), "rerank": bool(rerank), "scale_k": int(scale_k),
                    "hub_per_camera": bool(hub_per_camera and scale_k > 0),
                    "same_camera_margin": float(same_camera_margin)})
+    if window is not None:
+        graph.info["window"] = window
     if set_similarity:
         graph._crops = _padded_crops(tracks, means)
     if rerank and n > 1:
@@ -408,13 +452,17 @@ def build_graph(tracks: TrackSet, k: int = 20, debias: bool = True, centralize: 
     kk = idx.shape[1] if k_search == k else min(k, idx.shape[1])
     a = np.repeat(np.arange(n, dtype=np.int64), kk)
     b = idx[:, :kk].ravel()
+    flat = sims[:, :kk].ravel()
+    if window is not None:  # fewer candidates than k in a window: padded with -1
+        found = b >= 0
+        a, b, flat = a[found], b[found], flat[found]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     key, first = np.unique(lo * n + hi, return_index=True)
     graph.i, graph.j = key // n, key % n
     if set_similarity or rerank:
         graph.sim = graph.similarity(graph.i, graph.j)  # in blocks: never E x D at once
     else:  # the search computed the cosines already
-        graph.sim = sims[:, :kk].ravel()[first].astype(np.float32)
+        graph.sim = flat[first].astype(np.float32)
     if scale_k > 0 and hub_per_camera:
         graph._hub = camera_hub_scores(feats, tracks.camera, len(tracks.cameras), scale_k)
         graph._camera = tracks.camera

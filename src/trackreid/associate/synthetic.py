@@ -47,13 +47,20 @@ def synthetic_tracks(num_tracks: int, num_cameras: int, tracks_per_identity: flo
             dur = rng.uniform(2.0, 30.0)
             camera[r], start[r], end[r] = cam, t, t + dur
             t += dur
-    inside = rng.standard_normal((num_tracks, sub)).astype(np.float32) @ basis * (noise * np.sqrt(0.9 / sub))
-    around = rng.standard_normal((num_tracks, dim)).astype(np.float32) * (noise * np.sqrt(0.1 / dim))
-    feats = centres[identity] + inside + around
-    feats += bias[camera]
+    # in blocks of rows (the same random stream as whole arrays): a 1.44M x 512 site holds one (N, dim) array
+    step = 65536
+    inside = np.concatenate([rng.standard_normal((min(step, num_tracks - s), sub)).astype(np.float32)
+                             for s in range(0, num_tracks, step)] or [np.zeros((0, sub), np.float32)])
+    feats = np.empty((num_tracks, dim), np.float32)
+    for s in range(0, num_tracks, step):
+        e = min(num_tracks, s + step)
+        around = rng.standard_normal((e - s, dim)).astype(np.float32) * (noise * np.sqrt(0.1 / dim))
+        block = centres[identity[s:e]] + inside[s:e] @ basis * (noise * np.sqrt(0.9 / sub)) + around
+        block += bias[camera[s:e]]
+        feats[s:e] = l2_normalize(block)
     track_id = np.empty(num_tracks, np.int64)
     for c in range(num_cameras):
         rows = np.flatnonzero(camera == c)
         track_id[rows] = np.arange(1, len(rows) + 1)
-    ts = TrackSet([f"cam{c + 1}" for c in range(num_cameras)], camera, track_id, start, end, l2_normalize(feats))
+    ts = TrackSet([f"cam{c + 1}" for c in range(num_cameras)], camera, track_id, start, end, feats)
     return ts, identity

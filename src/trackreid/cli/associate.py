@@ -120,6 +120,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="lower the similarity of two tracks of ONE camera by M before clustering: joining a "
                         "camera's broken tracks needs more evidence than a cross-camera link (default "
                         f"{DEFAULTS.same_camera_margin:g}: off; e.g. 0.1, measured in docs/associate.md)")
+    p.add_argument("--window", type=float, metavar="SECONDS",
+                   help="compare a track only with the tracks within SECONDS of it (a person's tracks all lie "
+                        "within it, e.g. 900), searched in time shards: linear in a day's tracks; default: all "
+                        "pairs (docs/scale.md, 'Associating a large site')")
     p.add_argument("--k", type=int, default=DEFAULTS.k,
                    help=f"neighbours per track in the similarity graph (default {DEFAULTS.k})")
     p.add_argument("--linkage", choices=LINKAGES, default=DEFAULTS.linkage,
@@ -153,7 +157,7 @@ def config_from_args(args: argparse.Namespace, topology: Any = None) -> Associat
                            k=args.k, linkage=args.linkage, debias=args.debias, rerank=args.rerank,
                            set_similarity=args.set_similarity, centralize="nfc" if args.nfc else None,
                            hub_k=args.hub_k, same_camera_margin=args.same_camera_margin,
-                           corrections=Path(args.corrections) if args.corrections else None)
+                           corrections=Path(args.corrections) if args.corrections else None, window=args.window)
 
 
 def add_camera_arguments(p: argparse.ArgumentParser) -> None:

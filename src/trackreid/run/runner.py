@@ -69,8 +69,11 @@ def _run_engine(engine: str, jobs: list[SegmentJob], on_event: Callable[[Event],
     return ray_engine.run_jobs(jobs, on_event, workers, address)
 
 
-def _associate(site: Site, done: dict[str, ExtractResult], out: Path, keys: dict[str, str], force: bool) -> tuple[
+def _associate(site: Site, done: dict[str, ExtractResult], out: Path, keys: dict[str, str], force: bool,
+               engine: str = "local", address: str | None = None, workers: int | None = None) -> tuple[
         Any, dict[str, Any]]:
+    """Associate the cameras done; on the Ray engine with ``associate: {window: ...}`` the time shards of the
+    neighbour search are Ray tasks (trackreid.associate.shards; the threshold and clustering join them here)."""
     from trackreid.associate import CameraInput, associate, write_association
 
     cams = [c for c in site.cameras if c.name in done]
@@ -89,7 +92,13 @@ def _associate(site: Site, done: dict[str, ExtractResult], out: Path, keys: dict
     t0 = time.perf_counter()
     inputs = [CameraInput(c.name, out / "cameras" / c.name, fps=c.fps, time_offset=c.time_offset, tracks=c.tracks)
               for c in cams]
-    result = associate(inputs, config)
+    if engine == "ray" and config.window is not None:
+        from trackreid.run.engines import ray as ray_engine
+
+        with ray_engine.session(address, workers):
+            result = associate(inputs, config, engine="ray")
+    else:
+        result = associate(inputs, config)
     write_association(result, adir, overwrite=True)
     summary = json.loads(json.dumps(result.summary, default=str))
     with atomic_path(adir / ASSOCIATE_MARKER) as tmp:
@@ -181,7 +190,8 @@ def run_site(site: Site, output_dir: str | Path, engine: str = "local", workers:
     if associate and len(results) >= 1:
         try:
             log.info("associating %d cameras", len(results))
-            association, assoc_report = _associate(site, results, out, {n: p.key for n, p in plans.items()}, force)
+            association, assoc_report = _associate(site, results, out, {n: p.key for n, p in plans.items()}, force,
+                                                   engine, address, workers)
         except TrackReidError as e:
             assoc_report = {"status": "failed", "error": str(e)}
     report = {

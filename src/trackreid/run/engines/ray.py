@@ -1,4 +1,5 @@
-"""The Ray engine (the only module that imports ray): one Ray task per segment.
+"""The Ray engine: one Ray task per segment (and :func:`session`, which the association's time shards
+run in, :mod:`trackreid.associate.shards`).
 
 Each task decodes its segment, embeds the crops and writes the part file through the same
 store code as the local engine (so outputs must be on storage every node sees). The model is
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from trackreid.errors import InputError
@@ -57,16 +59,7 @@ def run_jobs(jobs: list[SegmentJob], on_event: Callable[[Event], None], workers:
     results: dict[str, JobOutcome] = {}
     if not jobs:
         return results
-    started_here = not ray.is_initialized()
-    if started_here:
-        apply_env_defaults()  # a local Ray instance's workers inherit it
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     num_cpus=None if address else workers)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise InputError(f"--address {address}: cannot join the Ray cluster ({e}); start it with "
-                             "`ray start --head` or omit --address for a local Ray instance") from None
-    try:
+    with session(address, workers):
         here = ray.get_runtime_context().get_node_id()
         sink = Queue(actor_options={"num_cpus": 0,
                                     "scheduling_strategy": NodeAffinitySchedulingStrategy(here, soft=False)})
@@ -110,8 +103,26 @@ def run_jobs(jobs: list[SegmentJob], on_event: Callable[[Event], None], workers:
                 on_event(("done" if out.ok else "failed", job.id, {**out.info, "error": out.error}))
         drain()
         sink.shutdown()
+    return results
+
+
+@contextmanager
+def session(address: str | None = None, workers: int | None = None) -> Iterator[None]:
+    """Connected to Ray inside: ``address``'s cluster, the one already connected, or a local instance
+    (``workers`` CPUs) that is shut down on leaving."""
+    ray = _import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        apply_env_defaults()  # a local Ray instance's workers inherit it
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     num_cpus=None if address else workers)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise InputError(f"--address {address}: cannot join the Ray cluster ({e}); start it with "
+                             "`ray start --head` or omit --address for a local Ray instance") from None
+    try:
+        yield
     finally:
         if started_here:
             ray.shutdown()
-    return results
 
