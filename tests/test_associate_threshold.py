@@ -220,3 +220,25 @@ def test_two_sided_cut_beats_the_chance_cut_where_strangers_look_alike(seed: int
            for name, cut in (("chance", chance), ("two-sided", value))}
     assert ari["two-sided"] > ari["chance"] + 0.05, (ari, info["why"])
     assert ari["two-sided"] > 0.8, (ari, info["why"])
+
+
+@pytest.mark.parametrize("cameras", [2, 30])
+def test_mutual_neighbours_are_the_same_whatever_the_slices(cameras: int) -> None:
+    # the scale path finds each track's best match per camera slice by slice; the answer must not
+    # depend on where the slices fall (brute force over all directed edges here)
+    ts, _ = synthetic_tracks(1500, cameras, seed=cameras)
+    graph = build_graph(ts, 20)
+    cam = ts.camera
+    best: dict[tuple[int, int], tuple[float, int]] = {}
+    for a, b, s in zip(graph.i.tolist(), graph.j.tolist(), graph.sim.tolist(), strict=True):
+        if cam[a] == cam[b]:
+            continue
+        for src, dst in ((a, b), (b, a)):
+            key = (src, int(cam[dst]))
+            if key not in best or s > best[key][0]:
+                best[key] = (s, dst)
+    expected = sorted({(min(s, d), max(s, d)) for (s, c), (_, d) in best.items()
+                       if best.get((d, int(cam[s])), (0, -1))[1] == s})
+    for chunk in (37, 5000, 10**9):
+        m = mutual_cross_camera(ts, graph, chunk=chunk)
+        assert sorted(zip(graph.i[m].tolist(), graph.j[m].tolist(), strict=True)) == expected

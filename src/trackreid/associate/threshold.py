@@ -120,27 +120,49 @@ def overlapping_pairs(tracks: TrackSet, limit: int = MAX_NEGATIVES, seed: int = 
     return i.astype(np.int64), j.astype(np.int64)
 
 
-def mutual_cross_camera(tracks: TrackSet, graph: Graph) -> np.ndarray:
-    """Indices of graph edges whose tracks are each other's best match in the other's camera."""
+#: Directed edges sorted at once by :func:`mutual_cross_camera` (its memory is a few times this x 32 bytes).
+MUTUAL_CHUNK = 4_000_000
+
+
+def mutual_cross_camera(tracks: TrackSet, graph: Graph, chunk: int = MUTUAL_CHUNK) -> np.ndarray:
+    """Indices of graph edges whose tracks are each other's best match in the other's camera.
+
+    Each track's best edge per other camera is found over slices of tracks (every directed edge of
+    a slice at once, ``chunk`` of them about), so the temporaries stay a slice's size however many
+    tracks a site has: at 1.44M tracks the all-at-once sort of both directions was the peak of
+    the whole association (benchmarks/associate_scale.py).
+    """
     cam = tracks.camera
     e = np.flatnonzero(cam[graph.i] != cam[graph.j])
     if not len(e):
         return e
-    src = np.concatenate([graph.i[e], graph.j[e]])
-    dst = np.concatenate([graph.j[e], graph.i[e]])
-    sim = np.concatenate([graph.sim[e], graph.sim[e]])
-    edge = np.concatenate([e, e])
-    ncam = len(tracks.cameras)
-    group = src * ncam + cam[dst]
-    order = np.lexsort((-sim, group))
-    first = np.ones(len(order), bool)
-    first[1:] = group[order][1:] != group[order][:-1]
-    best = order[first]  # one directed edge per (track, other camera): the most similar
-    n = len(tracks)
-    key = src[best] * n + dst[best]
-    rev = dst[best] * n + src[best]
-    mutual = np.isin(key, rev) & (src[best] < dst[best])
-    return np.unique(edge[best][mutual])
+    n, ncam = len(tracks), len(tracks.cameras)
+    # both directions, grouped by source track: edge e seen from graph.i[e] and from graph.j[e]
+    by_i = e[np.argsort(graph.i[e], kind="stable")]
+    by_j = e[np.argsort(graph.j[e], kind="stable")]
+    si, sj = graph.i[by_i], graph.j[by_j]
+    per_track = np.bincount(si, minlength=n) + np.bincount(sj, minlength=n)
+    bounds = np.searchsorted(np.cumsum(per_track), np.arange(chunk, int(per_track.sum()), chunk), side="right")
+    best_src, best_dst, best_edge = [], [], []
+    for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [n]]), strict=True):
+        a0, a1 = np.searchsorted(si, [lo, hi])
+        b0, b1 = np.searchsorted(sj, [lo, hi])
+        edge = np.concatenate([by_i[a0:a1], by_j[b0:b1]])
+        src = np.concatenate([graph.i[by_i[a0:a1]], graph.j[by_j[b0:b1]]])
+        dst = np.concatenate([graph.j[by_i[a0:a1]], graph.i[by_j[b0:b1]]])
+        group = src * ncam + cam[dst]
+        order = np.lexsort((-graph.sim[edge], group))
+        first = np.ones(len(order), bool)
+        first[1:] = group[order][1:] != group[order][:-1]
+        best = order[first]  # one directed edge per (track, other camera): the most similar
+        best_src.append(src[best])
+        best_dst.append(dst[best])
+        best_edge.append(edge[best])
+    src, dst, edge = (np.concatenate(x) for x in (best_src, best_dst, best_edge))
+    key = src * n + dst
+    rev = dst * n + src
+    mutual = np.isin(key, rev) & (src < dst)
+    return np.unique(edge[mutual])
 
 
 def _otsu(values: np.ndarray) -> float:
