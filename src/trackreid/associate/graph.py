@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from trackreid.associate.blocks import BLOCK_BYTES, rescore
 from trackreid.associate.tracks import TrackSet
 from trackreid.embed.preprocess import l2_normalize
 from trackreid.errors import InputError
@@ -69,8 +70,6 @@ from trackreid.progress import NullProgress, Progress
 
 log = logging.getLogger(__name__)
 
-#: Bytes of the similarity block computed at once (rows x N float32).
-BLOCK_BYTES = 256 * 1024 * 1024
 #: At most this many crops per track enter the set-to-set similarity (evenly spaced).
 MAX_SET_CROPS = 10
 RERANK_K1, RERANK_K2, RERANK_LAMBDA = 20, 6, 0.3
@@ -231,7 +230,7 @@ def knn(features: np.ndarray, k: int, progress: Progress | None = None, exact_li
         # Candidates (2k) from an exact search in a PCA projection, re-scored in full dimension.
         proj = _projection(features, SEARCH_DIMS)
         cand, _, rowmin = _exact_knn(proj, min(n - 1, 2 * kk), progress, with_rowmin)
-        idx, sims = _rescore(np.ascontiguousarray(features, dtype=np.float32), cand, kk)
+        idx, sims = rescore(np.ascontiguousarray(features, dtype=np.float32), cand, kk)
         return idx, sims, rowmin
     return _exact_knn(features, kk, progress, with_rowmin)
 
@@ -290,23 +289,6 @@ def _projection(features: np.ndarray, dims: int, sample: int = 50_000, seed: int
     for s in range(0, len(features), 65536):
         out[s:s + 65536] = (features[s:s + 65536] - mean) @ axes
     return l2_normalize(out)
-
-
-def _rescore(features: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best of each row's candidates by the full-dimension cosine (a candidate ``-1``: none, ``-inf``)."""
-    n = len(features)
-    idx = np.empty((n, k), np.int64)
-    sims = np.empty((n, k), np.float32)
-    step = max(1, (64 * 1024 * 1024) // (4 * cand.shape[1] * features.shape[1]))
-    for s in range(0, n, step):
-        e = min(n, s + step)
-        c = cand[s:e]
-        sim = np.einsum("rd,rcd->rc", features[s:e], features[np.maximum(c, 0)])
-        sim[c < 0] = -np.inf  # no candidate (a time window with fewer than k tracks: trackreid.associate.shards)
-        top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
-        idx[s:e] = np.take_along_axis(cand[s:e], top, axis=1)
-        sims[s:e] = np.take_along_axis(sim, top, axis=1)
-    return idx, sims
 
 
 def _padded_crops(tracks: TrackSet, means: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

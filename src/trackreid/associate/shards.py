@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from trackreid.associate.blocks import BLOCK_BYTES, rescore
 from trackreid.errors import InputError
 from trackreid.progress import NullProgress, Progress
 
@@ -99,7 +100,6 @@ def shard_neighbours(features: np.ndarray, start: np.ndarray, end: np.ndarray, s
     """
     import torch
 
-    from trackreid.associate.graph import BLOCK_BYTES
 
     block_bytes = block_bytes or BLOCK_BYTES
     core, cand = shard.core, shard.candidates
@@ -156,7 +156,6 @@ def windowed_knn(features: np.ndarray, start: np.ndarray, end: np.ndarray, windo
     track's ``2k'`` best there are re-scored with ``features``. ``engine="ray"``: one Ray task per shard
     (``ray.init`` must have been called, or is called with its defaults).
     """
-    from trackreid.associate.graph import _rescore
 
     progress = progress or NullProgress()
     n = len(features)
@@ -174,7 +173,7 @@ def windowed_knn(features: np.ndarray, start: np.ndarray, end: np.ndarray, windo
     progress.finish()
     # re-scored row by row in full dimension even without a projection: a similarity then does not depend on
     # the shape of the block product that found it, so sharded and unsharded graphs are equal to the bit
-    return _rescore(np.ascontiguousarray(features, dtype=np.float32), cand, kk)
+    return rescore(np.ascontiguousarray(features, dtype=np.float32), cand, kk)
 
 
 def _run_shards(space: np.ndarray, start: np.ndarray, end: np.ndarray, shards: list[Shard], window: float,
