@@ -283,12 +283,11 @@ def camera_candidates(tracks: TrackSet) -> tuple[float, int]:
     A track meets each other camera separately: an identity holds one track of a camera at a time,
     so its best chance match is taken camera by camera.
     """
-    counts = np.bincount(tracks.camera, minlength=len(tracks.cameras)).astype(np.float64)
-    others = int((counts > 0).sum()) - 1  # every track's own camera has tracks
-    rows = float(counts.sum()) * others
-    if rows <= 0:
+    others = len(np.unique(tracks.camera)) - 1  # every track's own camera has tracks
+    if others < 1:
         return 0.0, 0
-    return float((counts.sum() ** 2 - (counts ** 2).sum()) / rows), int(rows)
+    # other_camera_tracks counts a track's candidates over all the other cameras
+    return other_camera_tracks(tracks) / others, len(tracks) * others
 
 
 def two_sided_cut(null: np.ndarray, positives: np.ndarray, chance: float, candidates: float, rows: int,
