@@ -182,13 +182,18 @@ def cross_camera_pairs(tracks: TrackSet, limit: int = NULL_PAIRS, seed: int = 0)
     return np.concatenate(got_i)[:limit].astype(np.int64), np.concatenate(got_j)[:limit].astype(np.int64)
 
 
+def camera_means(features: np.ndarray, camera: np.ndarray, n_cameras: int) -> np.ndarray:
+    """(cameras, D) each camera's mean feature; zero for a camera with one track (it would become zero)."""
+    means = np.zeros((n_cameras, features.shape[1]), np.float32)
+    counts = np.bincount(camera, minlength=n_cameras)
+    for c in np.flatnonzero(counts > 1).tolist():
+        means[c] = features[camera == c].mean(axis=0)
+    return means
+
+
 def debiased(tracks: TrackSet) -> tuple[np.ndarray, np.ndarray]:
     """(track features, camera means) with each camera's mean feature subtracted, re-normalised."""
-    means = np.zeros((len(tracks.cameras), tracks.feature_dim), np.float32)
-    for c in range(len(tracks.cameras)):
-        rows = tracks.camera == c
-        if rows.sum() > 1:  # one track alone would become zero
-            means[c] = tracks.features[rows].mean(axis=0)
+    means = camera_means(tracks.features, tracks.camera, len(tracks.cameras))
     out = np.empty((len(tracks), tracks.feature_dim), np.float32)
     for s in range(0, len(tracks), 65536):  # in blocks: one more (N, D) array, not three
         out[s:s + 65536] = l2_normalize(tracks.features[s:s + 65536] - means[tracks.camera[s:s + 65536]])

@@ -54,7 +54,7 @@ import numpy as np
 from trackreid.associate.cluster import cluster_graph
 from trackreid.associate.config import AssociateConfig
 from trackreid.associate.constraints import Cluster, Constraints
-from trackreid.associate.graph import build_graph
+from trackreid.associate.graph import build_graph, camera_means
 from trackreid.associate.motion import Endpoints
 from trackreid.associate.threshold import auto_threshold
 from trackreid.associate.tracks import TrackSet
@@ -153,6 +153,20 @@ def revision_labels(tracks: TrackSet, endpoints: Endpoints | None, config: Assoc
     else:
         threshold = float(config.threshold)
     return cluster_graph(tracks, graph, threshold, cons, config.linkage).labels, threshold
+
+
+def _bipartite_components(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The connected component of each edge ``(left[k], right[k])`` of a bipartite graph."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not len(left):
+        return np.zeros(0, np.int64)
+    lv, li = np.unique(left, return_inverse=True)
+    rv, ri = np.unique(right, return_inverse=True)
+    size = len(lv) + len(rv)
+    adj = coo_matrix((np.ones(len(li)), (li, len(lv) + ri)), shape=(size, size))
+    return connected_components(adj, directed=False)[1][li]
 
 
 def _revision_process() -> None:
@@ -356,14 +370,12 @@ class LiveAssociator:
         return out / np.maximum(norm, 1e-12)
 
     def _refresh_debiased(self) -> None:
-        """Camera means (as :func:`~trackreid.associate.graph.debiased`: cameras with one track keep theirs)."""
+        """Camera means, as :func:`~trackreid.associate.graph.debiased` takes them."""
         n = self.n
-        self._means = np.zeros((len(self.cameras), max(self.dim, 1)), np.float32)
         if not n:
+            self._means = np.zeros((len(self.cameras), max(self.dim, 1)), np.float32)
             return
-        counts = np.bincount(self.camera[:n], minlength=len(self.cameras))
-        for c in np.flatnonzero(counts > 1).tolist():
-            self._means[c] = self.feat[:n][self.camera[:n] == c].mean(axis=0)
+        self._means = camera_means(self.feat[:n], self.camera[:n], len(self.cameras))
         self.debiased[:n] = self._debias(np.arange(n))
 
     def add(self, camera: str, track: LiveTrack) -> int:
@@ -498,21 +510,12 @@ class LiveAssociator:
         inv = np.unique(uniq // width, return_inverse=True)[1]
         n_old = np.bincount(inv)[inv]  # labels each pair's identity meets
         n_new = np.bincount(uniq % width)[uniq % width]  # identities each pair's label meets
-        moving = [k for k in range(len(uniq)) if n_old[k] > 1 or n_new[k] > 1]  # pairs of changed identities
-        parent: dict[Any, Any] = {}
-
-        def find(x: Any) -> Any:
-            while parent.setdefault(x, x) != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        for k in moving:
-            parent[find(("o", pair_g[k]))] = find(("n", pair_l[k]))
-        comps: dict[Any, list[tuple[int, int]]] = {}
+        moving = np.flatnonzero((n_old > 1) | (n_new > 1))  # pairs of changed identities
+        comp_of = _bipartite_components(uniq[moving] // width, uniq[moving] % width).tolist()
+        comps: dict[int, list[tuple[int, int]]] = {}
         rows_of: dict[tuple[int, int], list[int]] = {}
-        for k in moving:
-            comps.setdefault(find(("o", pair_g[k])), []).append((pair_g[k], pair_l[k]))
+        for k, comp in zip(moving.tolist(), comp_of, strict=True):
+            comps.setdefault(comp, []).append((pair_g[k], pair_l[k]))
             rows_of[(pair_g[k], pair_l[k])] = sorted(order[bounds[k]:bounds[k + 1]].tolist())
         events: list[dict[str, Any]] = []
         changes: dict[int, int] = {}  # row -> new identity
