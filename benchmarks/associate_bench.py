@@ -259,19 +259,15 @@ def hungarian_links(tracks: TrackSet) -> list[tuple[int, int, float]]:
 
 
 def hungarian_labels(n: int, links: list[tuple[int, int, float]], threshold: float) -> np.ndarray:
-    parent = list(range(n))
+    """Tracks joined transitively by the links at or above ``threshold`` (connected components)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b, s in links:
-        if s >= threshold:
-            parent[find(a)] = find(b)
-    roots = [find(i) for i in range(n)]
-    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+    kept = [(a, b) for a, b, s in links if s >= threshold]
+    a = np.array([x for x, _ in kept], np.int64)
+    b = np.array([y for _, y in kept], np.int64)
+    adj = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
+    return connected_components(adj, directed=False)[1].astype(np.int64)
 
 
 def run_hungarian(tracks: TrackSet, score: Scorer) -> tuple[float, float]:
